@@ -1,0 +1,25 @@
+# Every CPU kernel source is compiled three times, once per ISA level, into its own
+# object library with its own flags; csrc/core/cpu_features.cpp picks one at import.
+# The sources put their code in namespace dlcore::cpu::<isa> (DLCORE_ISA), so the
+# three copies never merge at link time. No -march=native: what users install must
+# run on any x86-64.
+#
+#   generic  x86-64 baseline (SSE2): runs everywhere, the reference
+#   avx2     Haswell and later: AVX2 + FMA (+ F16C for later half-precision kernels)
+#   avx512   Skylake-SP and later: AVX-512 F/BW/DQ/VL; -mprefer-vector-width=512 so
+#            the compiler's auto-vectorisation really uses 512-bit registers
+set(DLCORE_ISA_FLAGS_generic "")
+set(DLCORE_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
+set(DLCORE_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+    -mprefer-vector-width=512)
+
+file(GLOB DLCORE_CPU_SOURCES CONFIGURE_DEPENDS csrc/cpu/*.cpp csrc/cpu/ref/*.cpp)
+set(DLCORE_ISA_LIBRARIES "")
+foreach(isa generic avx2 avx512)
+  add_library(dlcore_cpu_${isa} OBJECT ${DLCORE_CPU_SOURCES})
+  target_include_directories(dlcore_cpu_${isa} PRIVATE ${CMAKE_SOURCE_DIR}/csrc)
+  target_compile_definitions(dlcore_cpu_${isa} PRIVATE DLCORE_ISA=${isa})
+  target_compile_options(dlcore_cpu_${isa} PRIVATE -O3 -fno-math-errno ${DLCORE_ISA_FLAGS_${isa}})
+  target_link_libraries(dlcore_cpu_${isa} PRIVATE OpenMP::OpenMP_CXX)
+  list(APPEND DLCORE_ISA_LIBRARIES dlcore_cpu_${isa})
+endforeach()

@@ -1,0 +1,116 @@
+// Validation at the Python boundary: every binding checks its arguments here once and
+// raises a readable ValueError / TypeError naming the op, the argument and the values.
+// Kernels behind the bindings assume these checks passed.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace dlcore::bind {
+
+namespace py = pybind11;
+
+using Shape = std::vector<int64_t>;
+
+inline Shape shape_of(const py::array& a) {
+  return Shape(a.shape(), a.shape() + a.ndim());
+}
+
+inline std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '(';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << (s.size() == 1 ? ",)" : ")");
+  return os.str();
+}
+inline std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+template <class... Parts>
+[[noreturn]] inline void value_error(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw py::value_error(os.str());
+}
+
+template <class... Parts>
+[[noreturn]] inline void type_error(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw py::type_error(os.str());
+}
+
+enum class FloatType { f32, f64 };
+
+// The float dtype of `a`, or TypeError: "<op>: <arg> must be float32 or float64, got int64".
+inline FloatType float_type(const char* op, const char* arg, const py::array& a) {
+  if (a.dtype().equal(py::dtype::of<float>())) return FloatType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return FloatType::f64;
+  type_error(op, ": ", arg, " must be float32 or float64, got ", dtype_str(a));
+}
+
+// TypeError unless `b` has the same dtype as `a`.
+inline void check_same_dtype(const char* op, const char* arg_a, const py::array& a, const char* arg_b,
+                             const py::array& b) {
+  if (!a.dtype().equal(b.dtype()))
+    type_error(op, ": ", arg_b, " must have the dtype of ", arg_a, " (", dtype_str(a), "), got ",
+               dtype_str(b));
+}
+
+// TypeError unless `a` holds int64 indices.
+inline void check_int64(const char* op, const char* arg, const py::array& a) {
+  if (!a.dtype().equal(py::dtype::of<int64_t>()))
+    type_error(op, ": ", arg, " must be int64, got ", dtype_str(a));
+}
+
+// TypeError unless `a` holds bool.
+inline void check_bool(const char* op, const char* arg, const py::array& a) {
+  if (!a.dtype().equal(py::dtype::of<bool>())) type_error(op, ": ", arg, " must be bool, got ", dtype_str(a));
+}
+
+// ValueError unless `a` is C-contiguous.
+inline void check_contiguous(const char* op, const char* arg, const py::array& a) {
+  if (!(a.flags() & py::array::c_style))
+    value_error(op, ": ", arg, " must be C-contiguous (call .contiguous()), got strides that are not");
+}
+
+// ValueError: "<op>: <arg> must be <ndim>-D <layout>, got shape (...)".
+inline void check_ndim(const char* op, const char* arg, const py::array& a, int ndim, const char* layout) {
+  if (a.ndim() != ndim)
+    value_error(op, ": ", arg, " must be ", ndim, "-D ", layout, ", got shape ", shape_str(a));
+}
+
+// ValueError unless `a` has exactly `want`.
+inline void check_shape(const char* op, const char* arg, const py::array& a, const Shape& want) {
+  if (shape_of(a) != want)
+    value_error(op, ": ", arg, " must have shape ", shape_str(want), ", got ", shape_str(a));
+}
+
+// ValueError for a tensor with no elements where an op needs at least one.
+inline void check_nonempty(const char* op, const char* arg, const py::array& a) {
+  if (a.size() == 0) value_error(op, ": ", arg, " is empty (shape ", shape_str(a), ")");
+}
+
+// Raw pointers (the array must already be checked for dtype).
+template <class T> inline const T* cdata(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <class T> inline T* mdata(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+// A new C-contiguous array of element type T.
+template <class T> inline py::array empty(const Shape& shape) {
+  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// Calls f(T{}) with T = float or double according to `ft`.
+template <class F> inline decltype(auto) dispatch_float(FloatType ft, F&& f) {
+  if (ft == FloatType::f32) return f(float{});
+  return f(double{});
+}
+
+}  // namespace dlcore::bind

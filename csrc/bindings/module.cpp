@@ -1,0 +1,98 @@
+// dlcore._C: build information, ISA selection, threads, CUDA status, and the op bindings
+// (one bind_<family>() per csrc/bindings/ops_<family>.cpp).
+#include <omp.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "core/cpu_features.h"
+#include "core/registry.h"
+#ifdef DLCORE_WITH_CUDA
+#include "cuda/cuda_api.h"
+#endif
+
+namespace py = pybind11;
+
+namespace dlcore::bind {
+void bind_elementwise(py::module_& m);
+void bind_reduce(py::module_& m);
+void bind_loss(py::module_& m);
+void bind_nn(py::module_& m);
+void bind_gemm(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+}  // namespace dlcore::bind
+
+namespace {
+
+dlcore::Isa parse_isa(const std::string& name) {
+  for (int i = 0; i < dlcore::kNumIsas; ++i)
+    if (name == dlcore::isa_name(static_cast<dlcore::Isa>(i))) return static_cast<dlcore::Isa>(i);
+  throw py::value_error("set_cpu_isa: unknown ISA '" + name + "', expected generic, avx2 or avx512");
+}
+
+void bind_cuda(py::module_& m) {
+  py::module_ cuda = m.def_submodule("cuda", "CUDA build and device status");
+#ifdef DLCORE_WITH_CUDA
+  cuda.def("is_built", [] { return true; });
+  cuda.def("device_count", &dlcore::cuda::device_count);
+  cuda.def("device_name", [](int device) {
+    if (device < 0 || device >= dlcore::cuda::device_count())
+      throw py::value_error("cuda.device_name: no CUDA device " + std::to_string(device));
+    return dlcore::cuda::device_name(device);
+  });
+  cuda.def("fill_check", [](int64_t n, float value) {
+    if (dlcore::cuda::device_count() == 0) throw std::runtime_error("cuda.fill_check: no CUDA device");
+    return dlcore::cuda::fill_check(n, value);
+  });
+#else
+  cuda.def("is_built", [] { return false; });
+  cuda.def("device_count", [] { return 0; });
+  cuda.def("device_name", [](int device) -> std::string {
+    throw py::value_error("cuda.device_name: dlcore was built without CUDA");
+  });
+  cuda.def("fill_check", [](int64_t, float) -> double {
+    throw std::runtime_error("cuda.fill_check: dlcore was built without CUDA");
+  });
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "dlcore native kernels (private: use the dlcore package)";
+  m.attr("__version__") = DLCORE_VERSION;
+
+  m.def("cpu_isa", [] { return std::string(dlcore::isa_name(dlcore::active_isa())); },
+        "The ISA whose kernels are active.");
+  m.def("best_cpu_isa", [] { return std::string(dlcore::isa_name(dlcore::detect_best_isa())); },
+        "The highest ISA this CPU supports.");
+  m.def("set_cpu_isa", [](const std::string& name) { dlcore::set_active_isa(parse_isa(name)); },
+        "Switch the active ISA (only to one the CPU supports).");
+  m.def("isa_supported", [](const std::string& name) { return dlcore::isa_supported(parse_isa(name)); });
+  m.def("compiled_isas", [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < dlcore::kNumIsas; ++i) out.push_back(dlcore::isa_name(static_cast<dlcore::Isa>(i)));
+    return out;
+  });
+  m.def("kernel_slots", &dlcore::kernel_slot_names, "The kernel list's slot names, in order.");
+  m.def("cpu_brand", &dlcore::cpu_brand);
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+  });
+  m.def("get_num_threads", [] { return omp_get_max_threads(); });
+
+  bind_cuda(m);
+  dlcore::bind::bind_elementwise(m);
+  dlcore::bind::bind_reduce(m);
+  dlcore::bind::bind_loss(m);
+  dlcore::bind::bind_nn(m);
+  dlcore::bind::bind_gemm(m);
+  dlcore::bind::bind_conv(m);
+  dlcore::bind::bind_pool(m);
+}

@@ -1,0 +1,65 @@
+// Plain argument structs and op codes shared by the kernel list, the kernels and the
+// bindings. No math here.
+#pragma once
+#include <cstdint>
+
+namespace dlcore {
+
+// C[b] := alpha * op(A[b]) * op(B[b]) + beta * C[b], row-major.
+// op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.
+// op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
+// C is (M, N) with row stride ldc. beta == 0 overwrites C (NaNs in C do not leak).
+// Batch b reads A + b * stride_a, B + b * stride_b, C + b * stride_c (a stride may be 0).
+template <class T>
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t M = 0, N = 0, K = 0;
+  T alpha = 1, beta = 0;
+  const T* A = nullptr; int64_t lda = 0;
+  const T* B = nullptr; int64_t ldb = 0;
+  T* C = nullptr;       int64_t ldc = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+};
+
+// Elementwise unary ops. alpha/beta: clamp min/max (use +-inf for "none"); pow exponent.
+enum class UnaryOp : int32_t { neg, exp, log, sqrt, abs, relu, tanh, sigmoid, clamp, pow_scalar };
+
+enum class BinaryOp : int32_t { add, sub, mul, div, pow, maximum, minimum };
+
+enum class CompareOp : int32_t { eq, ne, lt, le, gt, ge };
+
+enum class ReduceOp : int32_t { sum, max };
+
+// An N-d iteration space over up to three operands with element strides (0 = broadcast).
+// The output is contiguous in `shape`. Bindings collapse adjacent dims where possible,
+// so ndim is usually 1 or 2; kMaxDims bounds what a tensor may have.
+struct BroadcastIter {
+  static constexpr int kMaxDims = 8;
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t strides[3][kMaxDims] = {};  // [operand][dim], in elements
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; ++d) n *= shape[d];
+    return n;
+  }
+};
+
+// conv2d geometry, NCHW. OH = (H + 2*pad_h - dil_h*(KH-1) - 1) / stride_h + 1 (same for OW).
+struct Conv2dShape {
+  int64_t N, C, H, W;        // input
+  int64_t C_out, KH, KW;     // weight (C_out, C / groups, KH, KW)
+  int64_t OH, OW;            // output
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int64_t groups;
+};
+
+// pool2d geometry, NCHW. OH/OW are computed by the caller (floor or ceil mode).
+struct Pool2dShape {
+  int64_t N, C, H, W;
+  int64_t OH, OW;
+  int64_t KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  bool count_include_pad;    // avg_pool2d divisor: full window vs. in-bounds elements
+};
+
+}  // namespace dlcore

@@ -1,0 +1,142 @@
+// The CPU kernel list: one row per kernel slot. This list drives registration (each
+// ISA's csrc/cpu/register_isa.cpp fills a KernelTable from it), dispatch (bindings call
+// slot::<name><T>()), and what `dlcore._C.kernels()` reports to tests and benchmarks.
+//
+// Kernels are stateless functions over raw pointers. Preconditions (shapes, contiguity,
+// index ranges) are checked once in csrc/bindings/, never inside a kernel. Every kernel
+// OVERWRITES its outputs; accumulation across uses belongs to the autograd engine.
+// Each slot exists for T = float and T = double (double feeds finite-difference checks).
+#pragma once
+#include <cstdint>
+
+#include "core/kernel_args.h"
+
+namespace dlcore {
+
+// ---- signatures, one alias template per slot (T = float | double) ----------------------
+// C[b] := alpha * op(A[b]) * op(B[b]) + beta * C[b] for b in [0, batch).
+template <class T> using GemmSig = void(const GemmArgs<T>&);
+// y[i] := f(x[i]), i < n.
+template <class T> using UnaryForwardSig = void(UnaryOp, int64_t n, const T* x, T* y, T alpha, T beta);
+// grad_x[i] := grad_y[i] * f'(x[i]) (uses x or y = f(x), whichever is cheaper).
+template <class T> using UnaryBackwardSig = void(UnaryOp, int64_t n, const T* x, const T* y,
+                                                  const T* grad_y, T* grad_x, T alpha, T beta);
+// out[idx] := a[idx] (op) b[idx] over a broadcast iteration space; out is contiguous.
+template <class T> using BinaryForwardSig = void(BinaryOp, const BroadcastIter& it, const T* a,
+                                                  const T* b, T* out);
+// out[idx] := a[idx] (cmp) b[idx], out is bool (one byte, 0 or 1) and contiguous.
+template <class T> using CompareForwardSig = void(CompareOp, const BroadcastIter& it, const T* a,
+                                                   const T* b, bool* out);
+// out[idx] := cond[idx] ? a[idx] : b[idx]; operands 0,1,2 of `it` are cond, a, b.
+template <class T> using WhereForwardSig = void(const BroadcastIter& it, const bool* cond,
+                                                 const T* a, const T* b, T* out);
+// x is (outer, R, inner) contiguous; out (outer, inner) := reduce over R.
+// For ReduceOp::max / argmax, index (outer, inner) receives the arg index (first max);
+// index may be null for sum / max when not needed.
+template <class T> using ReduceForwardSig = void(ReduceOp, int64_t outer, int64_t R, int64_t inner,
+                                                  const T* x, T* out, int64_t* index);
+// grad_x (outer, R, inner) := 0 except grad_x[o, index[o,i], i] = grad_out[o, i].
+template <class T> using ReduceMaxBackwardSig = void(int64_t outer, int64_t R, int64_t inner,
+                                                      const int64_t* index, const T* grad_out,
+                                                      T* grad_x);
+// Softmax over the middle axis of (outer, R, inner); log = true gives log_softmax.
+template <class T> using SoftmaxForwardSig = void(bool log, int64_t outer, int64_t R, int64_t inner,
+                                                   const T* x, T* y);
+// grad_x from y (the forward output) and grad_y.
+template <class T> using SoftmaxBackwardSig = void(bool log, int64_t outer, int64_t R, int64_t inner,
+                                                    const T* y, const T* grad_y, T* grad_x);
+// Fused log_softmax + NLL per row. logits (N, C), target (N) in [0, C) or == ignore_index.
+// loss (N) := lse - logits[n, target[n]] (0 for ignored rows); lse (N) saved for backward.
+template <class T> using CrossEntropyForwardSig = void(int64_t N, int64_t C, const T* logits,
+                                                        const int64_t* target, int64_t ignore_index,
+                                                        T* loss, T* lse);
+// grad_logits (N, C) := grad_loss[n] * (softmax(logits)[n] - onehot(target[n])); 0 rows if ignored.
+template <class T> using CrossEntropyBackwardSig = void(int64_t N, int64_t C, const T* logits,
+                                                         const int64_t* target, int64_t ignore_index,
+                                                         const T* lse, const T* grad_loss,
+                                                         T* grad_logits);
+// loss (N) := -logp[n, target[n]] (0 for ignored rows).
+template <class T> using NllLossForwardSig = void(int64_t N, int64_t C, const T* logp,
+                                                   const int64_t* target, int64_t ignore_index, T* loss);
+// grad_logp (N, C) := 0 except grad_logp[n, target[n]] = -grad_loss[n].
+template <class T> using NllLossBackwardSig = void(int64_t N, int64_t C, const int64_t* target,
+                                                    int64_t ignore_index, const T* grad_loss,
+                                                    T* grad_logp);
+// Inverted dropout: keep[i] = (u(seed, i) >= p); y[i] = keep[i] ? x[i] / (1 - p) : 0.
+// u is a counter-based uniform in [0, 1) of (seed, i): reproducible, thread-count independent.
+template <class T> using DropoutForwardSig = void(int64_t n, double p, uint64_t seed, const T* x,
+                                                   T* y, bool* keep);
+// grad_x[i] := keep[i] ? grad_y[i] * scale : 0.
+template <class T> using DropoutBackwardSig = void(int64_t n, T scale, const bool* keep,
+                                                    const T* grad_y, T* grad_x);
+// out (n, D) := weight[index[i]] for weight (num, D); index values in [0, num).
+template <class T> using EmbeddingForwardSig = void(int64_t num, int64_t D, const T* weight,
+                                                     int64_t n, const int64_t* index, T* out);
+// grad_weight (num, D) := sum over i with index[i] == r of grad_out[i] (zero rows elsewhere);
+// rows equal to padding_idx (if >= 0) get no gradient.
+template <class T> using EmbeddingBackwardSig = void(int64_t num, int64_t D, int64_t n,
+                                                      const int64_t* index, int64_t padding_idx,
+                                                      const T* grad_out, T* grad_weight);
+// y (N, C_out, OH, OW) := conv(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out | null).
+template <class T> using Conv2dForwardSig = void(const Conv2dShape&, const T* x, const T* w,
+                                                  const T* bias, T* y);
+// grad_x (N, C, H, W) from w and grad_y.
+template <class T> using Conv2dBackwardInputSig = void(const Conv2dShape&, const T* w,
+                                                        const T* grad_y, T* grad_x);
+// grad_w (C_out, C/groups, KH, KW) and grad_bias (C_out | null) from x and grad_y.
+template <class T> using Conv2dBackwardWeightSig = void(const Conv2dShape&, const T* x,
+                                                         const T* grad_y, T* grad_w, T* grad_bias);
+// y (N, C, OH, OW) := max over each window (padding never wins); index (N, C, OH, OW) is
+// the flat h*W + w position of the max inside its (H, W) plane.
+template <class T> using MaxPool2dForwardSig = void(const Pool2dShape&, const T* x, T* y,
+                                                     int64_t* index);
+// grad_x (N, C, H, W) := scatter-add of grad_y into index positions.
+template <class T> using MaxPool2dBackwardSig = void(const Pool2dShape&, const int64_t* index,
+                                                      const T* grad_y, T* grad_x);
+// y := mean over each window; divisor per Pool2dShape::count_include_pad.
+template <class T> using AvgPool2dForwardSig = void(const Pool2dShape&, const T* x, T* y);
+template <class T> using AvgPool2dBackwardSig = void(const Pool2dShape&, const T* grad_y, T* grad_x);
+// LSTM cell pointwise part, gate order (i, f, g, o) as in PyTorch.
+// gates_pre (B, 4H) = x W_ih^T + b_ih + h_prev W_hh^T + b_hh (the GEMMs run through gemm).
+// c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g);  h = sigmoid(o) * tanh(c).
+// gates (B, 4H) := activated gates (sigmoid i, f, o; tanh g), saved for backward.
+template <class T> using LstmCellForwardSig = void(int64_t B, int64_t H, const T* gates_pre,
+                                                    const T* c_prev, T* h, T* c, T* gates);
+// From saved gates, c_prev, c and grad_h, grad_c (either may be null = zero):
+// grad_gates_pre (B, 4H) and grad_c_prev (B, H).
+template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const T* gates,
+                                                     const T* c_prev, const T* c, const T* grad_h,
+                                                     const T* grad_c, T* grad_gates_pre,
+                                                     T* grad_c_prev);
+
+// ---- the list ---------------------------------------------------------------------------
+#define DLCORE_CPU_KERNELS(X)                            \
+  X(gemm, GemmSig)                                       \
+  X(unary_forward, UnaryForwardSig)                      \
+  X(unary_backward, UnaryBackwardSig)                    \
+  X(binary_forward, BinaryForwardSig)                    \
+  X(compare_forward, CompareForwardSig)                  \
+  X(where_forward, WhereForwardSig)                      \
+  X(reduce_forward, ReduceForwardSig)                    \
+  X(reduce_max_backward, ReduceMaxBackwardSig)           \
+  X(softmax_forward, SoftmaxForwardSig)                  \
+  X(softmax_backward, SoftmaxBackwardSig)                \
+  X(cross_entropy_forward, CrossEntropyForwardSig)       \
+  X(cross_entropy_backward, CrossEntropyBackwardSig)     \
+  X(nll_loss_forward, NllLossForwardSig)                 \
+  X(nll_loss_backward, NllLossBackwardSig)               \
+  X(dropout_forward, DropoutForwardSig)                  \
+  X(dropout_backward, DropoutBackwardSig)                \
+  X(embedding_forward, EmbeddingForwardSig)              \
+  X(embedding_backward, EmbeddingBackwardSig)            \
+  X(conv2d_forward, Conv2dForwardSig)                    \
+  X(conv2d_backward_input, Conv2dBackwardInputSig)       \
+  X(conv2d_backward_weight, Conv2dBackwardWeightSig)     \
+  X(max_pool2d_forward, MaxPool2dForwardSig)             \
+  X(max_pool2d_backward, MaxPool2dBackwardSig)           \
+  X(avg_pool2d_forward, AvgPool2dForwardSig)             \
+  X(avg_pool2d_backward, AvgPool2dBackwardSig)           \
+  X(lstm_cell_forward, LstmCellForwardSig)               \
+  X(lstm_cell_backward, LstmCellBackwardSig)
+
+}  // namespace dlcore

@@ -1,0 +1,2 @@
+from dlcore import _native
+_C = _native.load()
