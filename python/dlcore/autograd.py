@@ -1,0 +1,203 @@
+"""Reverse-mode autograd over a tape of Function nodes.
+
+A Function's ``forward(ctx, *args)`` computes outputs from input Tensors; its
+``backward(ctx, *grad_outputs)`` returns one gradient per input (None where not needed,
+see ``ctx.needs_input_grad``). Subclassing Function is also the public way to add a
+custom op::
+
+    class Square(dlcore.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    y = Square.apply(x)
+"""
+import contextlib
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous = _grad_enabled
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.previous
+        return False
+
+
+def no_grad():
+    """Context manager / decorator: ops inside record no graph."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    return _GradMode(True)
+
+
+def set_grad_enabled(enabled):
+    return _GradMode(bool(enabled))
+
+
+class Function:
+    """A differentiable op: ``forward`` and ``backward`` side by side. Call ``Cls.apply(...)``."""
+
+    # Filled by apply(): the input Tensors (None for non-Tensors or inputs without grad),
+    # which inputs need a gradient, and the number of outputs.
+    _inputs = ()
+    needs_input_grad = ()
+    _n_outputs = 1
+    _released = False
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        global _grad_enabled
+        ctx = cls()
+        record = False
+        if _grad_enabled:
+            needs = tuple(type(a) is Tensor and a.requires_grad for a in args)
+            record = True in needs
+        if record:
+            ctx.needs_input_grad = needs
+            _grad_enabled = False
+            try:
+                out = cls.forward(ctx, *args, **kwargs)
+            finally:
+                _grad_enabled = True
+            ctx._inputs = tuple(a if n else None for a, n in zip(args, needs))
+            if type(out) is tuple:
+                ctx._n_outputs = len(out)
+                for i, o in enumerate(out):
+                    o.requires_grad = True
+                    o._ctx = ctx
+                    o._out_index = i
+            else:
+                out.requires_grad = True
+                out._ctx = ctx
+            return out
+        if _grad_enabled:
+            _grad_enabled = False
+            try:
+                return cls.forward(ctx, *args, **kwargs)
+            finally:
+                _grad_enabled = True
+        return cls.forward(ctx, *args, **kwargs)
+
+
+def _topological_order(root_ctx):
+    """Function nodes reachable from root_ctx, each after all nodes that consume its outputs."""
+    order, visited = [], {id(root_ctx)}
+    stack = [(root_ctx, iter(root_ctx._inputs))]
+    while stack:
+        node, parents = stack[-1]
+        for t in parents:
+            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
+                visited.add(id(t._ctx))
+                stack.append((t._ctx, iter(t._ctx._inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    order.reverse()
+    return order
+
+
+def _accumulate_leaf(t, g, fresh):
+    """t.grad += g, never aliasing an array another tensor may still hold."""
+    arr = g._data
+    if t.grad is None:
+        if id(arr) in fresh or not arr.flags.owndata or not arr.flags.c_contiguous:
+            arr = arr.copy()
+        fresh.add(id(arr))
+        t.grad = Tensor(arr)
+    else:
+        t.grad = Tensor(t.grad._data + arr)
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulates d(root)/d(leaf) into every leaf's ``.grad`` that requires grad."""
+    global _grad_enabled
+    if not root.requires_grad:
+        raise RuntimeError("backward: tensor does not require grad and has no grad_fn")
+    if grad is None:
+        if root._data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for scalar outputs, got shape {root.shape}"
+            )
+        grad = Tensor(np.ones_like(root._data))
+    elif type(grad) is not Tensor:
+        grad = Tensor(np.asarray(grad, dtype=root._data.dtype))
+    if grad.shape != root.shape:
+        raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {root.shape}")
+    fresh = set()
+    if root._ctx is None:
+        _accumulate_leaf(root, grad, fresh)
+        return
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        grads = {id(root._ctx): [None] * root._ctx._n_outputs}
+        grads[id(root._ctx)][root._out_index] = grad
+        for node in _topological_order(root._ctx):
+            outs = grads.pop(id(node), None)
+            if outs is None or all(g is None for g in outs):
+                continue
+            if node._released:
+                raise RuntimeError(
+                    "backward: trying to backward through the graph a second time; "
+                    "pass retain_graph=True to the first backward()"
+                )
+            in_grads = type(node).backward(node, *outs)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+            for t, g in zip(node._inputs, in_grads):
+                if t is None or g is None:
+                    continue
+                if g.shape != t.shape:
+                    raise RuntimeError(
+                        f"backward: {type(node).__name__}.backward returned a gradient of shape "
+                        f"{g.shape} for an input of shape {t.shape}"
+                    )
+                if t._ctx is None:
+                    _accumulate_leaf(t, g, fresh)
+                    continue
+                slot = grads.setdefault(id(t._ctx), [None] * t._ctx._n_outputs)
+                i = t._out_index
+                slot[i] = g if slot[i] is None else Tensor(slot[i]._data + g._data)
+                if t._retains_grad:
+                    _accumulate_leaf(t, g, fresh)
+            if not retain_graph:
+                node.__dict__.clear()
+                node._released = True
+    finally:
+        _grad_enabled = previous
+
+
+import numpy as np  # noqa: E402
+
+from dlcore.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)

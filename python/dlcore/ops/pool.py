@@ -1,0 +1,61 @@
+"""max_pool2d and avg_pool2d (NCHW) on the _C pooling kernels."""
+from dlcore import _C
+from dlcore.autograd import Function
+from dlcore.ops._util import contig
+from dlcore.ops.conv import pair
+from dlcore.tensor import Tensor
+
+
+class MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
+        y, index = _C.max_pool2d_forward(contig(x._data), kernel, stride, padding, dilation, ceil_mode)
+        ctx.index, ctx.args = index, (x.shape, kernel, stride, padding, dilation, ceil_mode)
+        return Tensor(y), Tensor(index)
+
+    @staticmethod
+    def backward(ctx, g, _grad_index):
+        return (Tensor(_C.max_pool2d_backward(ctx.index, contig(g._data), *ctx.args)),) + (None,) * 5
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad):
+        ctx.args = (x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
+        return Tensor(_C.avg_pool2d_forward(contig(x._data), kernel, stride, padding, ceil_mode, count_include_pad))
+
+    @staticmethod
+    def backward(ctx, g):
+        return (Tensor(_C.avg_pool2d_backward(contig(g._data), *ctx.args)),) + (None,) * 5
+
+
+def _batched(op, x):
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}")
+    return x.ndim == 3
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over kernel_size windows; stride defaults to kernel_size."""
+    unbatched = _batched("max_pool2d", input)
+    x = input.unsqueeze(0) if unbatched else input
+    kernel = pair("max_pool2d", "kernel_size", kernel_size)
+    stride = kernel if stride is None else pair("max_pool2d", "stride", stride)
+    y, index = MaxPool2d.apply(x, kernel, stride, pair("max_pool2d", "padding", padding),
+                               pair("max_pool2d", "dilation", dilation), bool(ceil_mode))
+    index.requires_grad, index._ctx = False, None
+    if unbatched:
+        y, index = y.squeeze(0), index.squeeze(0)
+    return (y, index) if return_indices else y
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):  # noqa: A002
+    """Mean over kernel_size windows; stride defaults to kernel_size."""
+    unbatched = _batched("avg_pool2d", input)
+    x = input.unsqueeze(0) if unbatched else input
+    kernel = pair("avg_pool2d", "kernel_size", kernel_size)
+    stride = kernel if stride is None else pair("avg_pool2d", "stride", stride)
+    y = AvgPool2d.apply(x, kernel, stride, pair("avg_pool2d", "padding", padding), bool(ceil_mode),
+                        bool(count_include_pad))
+    return y.squeeze(0) if unbatched else y
