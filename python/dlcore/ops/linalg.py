@@ -35,6 +35,10 @@ def _as_batched(a, batch):
 
 def mm(x, y, trans_x=False, trans_y=False):
     """op(x) @ op(y) for arrays of >= 2 dims, batch dims broadcast as in NumPy."""
+    if x.ndim == 2 and y.ndim == 2:
+        xa, tx = _layout(x, trans_x)
+        ya, ty = _layout(y, trans_y)
+        return _C.gemm(xa, ya, None, tx, ty)
     batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     xa, tx = _layout(_as_batched(x, batch), trans_x)
     ya, ty = _layout(_as_batched(y, batch), trans_y)
@@ -70,10 +74,13 @@ def matmul(a, b):
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if k_a != k_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k_a} != {k_b})")
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
+    if a.ndim == 2 and b.ndim == 2:
+        return Matmul.apply(a, b)
     a2 = a if a.ndim > 1 else a.reshape((1, k_a))
     b2 = b if b.ndim > 1 else b.reshape((k_b, 1))
     out = Matmul.apply(a2, b2)

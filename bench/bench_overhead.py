@@ -1,0 +1,99 @@
+"""Per-op cost of the Python layer: tiny ops where the framework, not the math, is the cost
+(small models and RNN steps live here). dlcore vs PyTorch side by side in one run.
+
+    python bench/bench_overhead.py [--repeat 7] [--number 2000]
+
+Prints, per case, the median over `repeat` runs of the mean time per call (us) for dlcore and
+PyTorch and their ratio (dlcore / torch: below 1 means dlcore is cheaper).
+"""
+import argparse
+import platform
+import subprocess
+import time
+
+import numpy as np
+
+import dlcore
+
+
+def per_call_us(fn, number, repeat):
+    fn()  # warm up
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        runs.append((time.perf_counter() - start) / number * 1e6)
+    return float(np.median(runs)), float(np.min(runs))
+
+
+def cases(lib):
+    """name -> callable for a library exposing tensor/matmul/backward like torch."""
+    if lib == "dlcore":
+        a1 = dlcore.tensor([1.5], requires_grad=True)
+        b1 = dlcore.tensor([2.5], requires_grad=True)
+        a8 = dlcore.randn(8, 8, requires_grad=True)
+        b8 = dlcore.randn(8, 8, requires_grad=True)
+        no_grad = dlcore.no_grad
+    else:
+        import torch
+
+        a1 = torch.tensor([1.5], requires_grad=True)
+        b1 = torch.tensor([2.5], requires_grad=True)
+        a8 = torch.randn(8, 8, requires_grad=True)
+        b8 = torch.randn(8, 8, requires_grad=True)
+        no_grad = torch.no_grad
+
+    def add_forward_nograd():
+        with no_grad():
+            return a1 + b1
+
+    def add_forward():
+        return a1 + b1
+
+    def add_forward_backward():
+        (a1 + b1).sum().backward()
+
+    def matmul_forward():
+        return a8 @ b8
+
+    def matmul_forward_backward():
+        (a8 @ b8).sum().backward()
+
+    return {
+        "add 1-elem fwd (no_grad)": add_forward_nograd,
+        "add 1-elem fwd (grad)": add_forward,
+        "add 1-elem fwd+bwd": add_forward_backward,
+        "matmul 8x8 fwd (grad)": matmul_forward,
+        "matmul 8x8 fwd+bwd": matmul_forward_backward,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--number", type=int, default=2000)
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(dlcore.get_num_threads())
+        torch_cases = cases("torch")
+        torch_version = torch.__version__
+    except ImportError:
+        torch_cases, torch_version = None, "not installed"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"# per-op overhead | {platform.processor() or platform.machine()} | dlcore {dlcore.__version__} "
+          f"isa {dlcore.cpu_isa()} | threads {dlcore.get_num_threads()} | torch {torch_version} | commit {commit}")
+    print(f"{'case':28s} {'dlcore us (median/min)':>24s} {'torch us (median/min)':>24s} {'ratio':>7s}")
+    for name, fn in cases("dlcore").items():
+        med, low = per_call_us(fn, args.number, args.repeat)
+        if torch_cases:
+            tmed, tlow = per_call_us(torch_cases[name], args.number, args.repeat)
+            print(f"{name:28s} {med:11.2f} / {low:8.2f} {tmed:13.2f} / {tlow:8.2f} {med / tmed:7.2f}")
+        else:
+            print(f"{name:28s} {med:11.2f} / {low:8.2f} {'-':>24s}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m dlcore.examples.lenet5``."""
