@@ -23,3 +23,15 @@ foreach(isa generic avx2 avx512)
   target_link_libraries(dlcore_cpu_${isa} PRIVATE OpenMP::OpenMP_CXX)
   list(APPEND DLCORE_ISA_LIBRARIES dlcore_cpu_${isa})
 endforeach()
+
+# After linking: fail the build if a wide-ISA object exports a weak function outside its
+# namespace (see cmake/check_isa_symbols.py for why that would break the generic path).
+function(dlcore_check_isa_symbols target)
+  set(groups "")
+  foreach(isa generic avx2 avx512)
+    list(APPEND groups "${isa}=$<JOIN:$<TARGET_OBJECTS:dlcore_cpu_${isa}>,|>")
+  endforeach()
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND ${Python_EXECUTABLE} ${CMAKE_SOURCE_DIR}/cmake/check_isa_symbols.py ${CMAKE_NM} ${groups}
+    COMMENT "Checking ISA isolation of the kernel objects" VERBATIM)
+endfunction()
