@@ -1,0 +1,238 @@
+"""_C.gemm against a NumPy float64 oracle, on every ISA, float32 and float64.
+
+C := alpha * op(A) @ op(B) + beta * C with the K-scaled tolerance of STYLE.md
+(abs_ref = |alpha| |op(A)| @ |op(B)| + |beta| |C|), plus an integer-exact case.
+
+Timing (not run here), dlcore vs NumPy/OpenBLAS on one shape, e.g. float32 512^3 on AVX-512:
+  unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; PYTHONPATH=python python3 -c "
+  import timeit, numpy as np; from dlcore import _C; _C.set_cpu_isa('avx512')
+  a = np.random.rand(512, 512).astype(np.float32); b = a.copy(); c = a.copy(); f = 2 * 512**3 / 1e9
+  print('dlcore', f / min(timeit.repeat(lambda: _C.gemm(a, b, c), number=1, repeat=50)), 'GFLOP/s')
+  print('numpy ', f / min(timeit.repeat(lambda: np.matmul(a, b, out=c), number=1, repeat=50)), 'GFLOP/s')"
+"""
+import numpy as np
+import pytest
+
+from dlcore import _C
+from helpers import assert_close_reduction
+
+DTYPES = [np.float32, np.float64]
+
+
+def make_operands(rng, M, N, K, dtype, trans_a=False, trans_b=False, batch_a=None, batch_b=None):
+    """Random A, B stored as the kernel reads them ((K, M) when trans_a, (N, K) when trans_b)."""
+    a_shape = (K, M) if trans_a else (M, K)
+    b_shape = (N, K) if trans_b else (K, N)
+    if batch_a is not None:
+        a_shape = (batch_a,) + a_shape
+    if batch_b is not None:
+        b_shape = (batch_b,) + b_shape
+    A = rng.standard_normal(a_shape).astype(dtype)
+    B = rng.standard_normal(b_shape).astype(dtype)
+    return A, B
+
+
+def reference(A, B, C, trans_a, trans_b, alpha, beta):
+    """(ref, abs_ref) in float64; C may be None (beta must be 0 then)."""
+    a = np.asarray(A, np.float64)
+    b = np.asarray(B, np.float64)
+    op_a = np.swapaxes(a, -1, -2) if trans_a else a
+    op_b = np.swapaxes(b, -1, -2) if trans_b else b
+    ref = alpha * (op_a @ op_b)
+    abs_ref = abs(alpha) * (np.abs(op_a) @ np.abs(op_b))
+    if C is not None and beta != 0:
+        c = np.asarray(C, np.float64)
+        ref = ref + beta * c
+        abs_ref = abs_ref + abs(beta) * np.abs(c)
+    return ref, abs_ref
+
+
+def check_gemm(rng, M, N, K, dtype, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_c=False, what=""):
+    A, B = make_operands(rng, M, N, K, dtype, trans_a, trans_b)
+    C = rng.standard_normal((M, N)).astype(dtype) if with_c else None
+    ref, abs_ref = reference(A, B, C, trans_a, trans_b, alpha, beta)
+    out = _C.gemm(A, B, None if C is None else C.copy(), trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
+    assert out.dtype == dtype and out.shape == (M, N)
+    assert_close_reduction(out, ref, abs_ref, K, dtype,
+                           what=f"gemm {what} M={M} N={N} K={K} ta={trans_a} tb={trans_b} {np.dtype(dtype).name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_small_size(isa, rng, dtype):
+    for s in range(1, 21):
+        for M, N, K in [(s, s, s), (s, 17, 5), (13, s, 7), (9, 11, s), (s, 40, 30)]:
+            check_gemm(rng, M, N, K, dtype, what=isa)
+
+
+# Around the register tile (MR = 6; NR = 8 / 16 / 32 floats or 4 / 8 / 16 doubles per ISA),
+# the depth block (KC = 128 / 256 / 384), the row block (MC = 96) and the column block
+# (NC = 2728 .. 8192 columns), plus primes.
+TILE_SHAPES = [
+    (5, 7, 33), (6, 8, 64), (7, 9, 65), (11, 15, 16), (12, 16, 17), (13, 17, 31),
+    (6, 32, 128), (7, 33, 129), (5, 31, 257), (18, 63, 385), (67, 131, 67), (97, 65, 130),
+    (131, 67, 513), (193, 33, 20), (7, 8200, 5),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tile_edges(isa, rng, dtype):
+    for M, N, K in TILE_SHAPES:
+        check_gemm(rng, M, N, K, dtype, what=isa)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_transposes_alpha_beta(isa, rng, dtype, trans_a, trans_b):
+    for M, N, K in [(1, 1, 1), (3, 5, 2), (37, 29, 41), (70, 100, 300)]:
+        check_gemm(rng, M, N, K, dtype, trans_a, trans_b, what=isa)
+        check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=0.75, beta=-1.25, with_c=True, what=isa)
+        check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=-2.0, beta=1.0, with_c=True, what=isa)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_thin_shapes(isa, rng, dtype, trans_a, trans_b):
+    """Vector-matrix, matrix-vector and a few-column outputs (the unpacked paths, threaded)."""
+    for M, N, K in [(1, 300, 200), (300, 1, 200), (2000, 3, 300), (5, 2000, 3), (1, 1, 500)]:
+        check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=0.5, beta=-1.0, with_c=True, what=isa)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_integer_exact(isa, rng, dtype):
+    """Small integers: every partial sum is exact, so any indexing slip shows bitwise."""
+    for M, N, K, ta, tb in [(1, 1, 1, False, False), (7, 33, 129, False, True), (67, 131, 300, True, False),
+                            (100, 70, 513, True, True), (6, 16, 1, False, False)]:
+        A = rng.integers(-4, 5, (K, M) if ta else (M, K)).astype(dtype)
+        B = rng.integers(-4, 5, (N, K) if tb else (K, N)).astype(dtype)
+        C = rng.integers(-4, 5, (M, N)).astype(dtype)
+        ref, _ = reference(A, B, C, ta, tb, 2.0, 3.0)
+        out = _C.gemm(A, B, C, trans_a=ta, trans_b=tb, alpha=2.0, beta=3.0)
+        np.testing.assert_array_equal(out, ref.astype(dtype), err_msg=f"{isa} {M}x{N}x{K} ta={ta} tb={tb}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_beta_zero_overwrites_nan(isa, rng, dtype):
+    for M, N, K in [(1, 1, 1), (5, 7, 3), (67, 131, 300)]:
+        A, B = make_operands(rng, M, N, K, dtype)
+        C = np.full((M, N), np.nan, dtype)
+        out = _C.gemm(A, B, C, alpha=1.5, beta=0.0)
+        assert out is C or np.shares_memory(out, C)
+        assert not np.isnan(C).any()
+        ref, abs_ref = reference(A, B, None, False, False, 1.5, 0.0)
+        assert_close_reduction(C, ref, abs_ref, K, dtype, what=f"{isa} beta=0 NaN C")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_k_zero_and_empty(isa, rng, dtype):
+    A = np.empty((4, 0), dtype)
+    B = np.empty((0, 3), dtype)
+    np.testing.assert_array_equal(_C.gemm(A, B), np.zeros((4, 3)))
+    C = rng.standard_normal((4, 3)).astype(dtype)
+    np.testing.assert_array_equal(_C.gemm(A, B, C.copy(), beta=2.0), 2 * C)
+    assert _C.gemm(np.empty((0, 5), dtype), rng.standard_normal((5, 3)).astype(dtype)).shape == (0, 3)
+    assert _C.gemm(rng.standard_normal((2, 5)).astype(dtype), np.empty((5, 0), dtype)).shape == (2, 0)
+    assert _C.gemm(np.empty((0, 2, 5), dtype), np.empty((0, 5, 3), dtype)).shape == (0, 2, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batched_broadcast(isa, rng, dtype):
+    for M, N, K, ba, bb, ta, tb in [(5, 7, 3, 4, 4, False, False), (37, 29, 41, 3, 1, True, False),
+                                    (70, 90, 200, 1, 5, False, True), (64, 64, 64, 2, 2, True, True),
+                                    (130, 150, 120, 3, 3, False, False), (100, 100, 100, 4, 4, False, True)]:
+        A, B = make_operands(rng, M, N, K, dtype, ta, tb, ba, bb)
+        ref, abs_ref = reference(A, B, None, ta, tb, 1.0, 0.0)
+        out = _C.gemm(A, B, trans_a=ta, trans_b=tb)
+        assert out.shape == (max(ba, bb), M, N)
+        assert_close_reduction(out, ref, abs_ref, K, dtype, what=f"{isa} batched")
+    # Stride-0 batches (np.broadcast_to), a 2-D operand against a 3-D one, and C given.
+    A, B = make_operands(rng, 19, 23, 17, dtype, batch_b=3)
+    A_b = np.broadcast_to(A, (3, 19, 17))
+    C = rng.standard_normal((3, 19, 23)).astype(dtype)
+    ref, abs_ref = reference(A_b, B, C, False, False, 0.5, 2.0)
+    assert_close_reduction(_C.gemm(A_b, B, C.copy(), alpha=0.5, beta=2.0), ref, abs_ref, 17, dtype,
+                           what=f"{isa} broadcast_to")
+    assert_close_reduction(_C.gemm(A, B, C.copy(), alpha=0.5, beta=2.0), ref, abs_ref, 17, dtype,
+                           what=f"{isa} 2-D x 3-D")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views(isa, rng, dtype):
+    """Row strides larger than the row (slices of a bigger array) and batch slices."""
+    big_a = rng.standard_normal((3, 50, 70)).astype(dtype)
+    big_b = rng.standard_normal((3, 80, 60)).astype(dtype)
+    A = big_a[:, :45, 5:38]   # (3, 45, 33), row stride 70
+    B = big_b[::1, 3:36, :51]  # (3, 33, 51), row stride 60
+    ref, abs_ref = reference(A, B, None, False, False, 1.0, 0.0)
+    assert_close_reduction(_C.gemm(A, B), ref, abs_ref, 33, dtype, what=f"{isa} strided")
+    # A transposed view is passed as its base with the flag.
+    At = big_a[0, :33, :45]   # op(A) = At.T (45, 33)
+    ref, abs_ref = reference(At, B[0], None, True, False, 1.0, 0.0)
+    assert_close_reduction(_C.gemm(At, B[0], trans_a=True), ref, abs_ref, 33, dtype, what=f"{isa} trans view")
+    ref, abs_ref = reference(big_a[::2, :7, :9], big_b[::2, :9, :5], None, False, False, 1.0, 0.0)
+    assert_close_reduction(_C.gemm(big_a[::2, :7, :9], big_b[::2, :9, :5]), ref, abs_ref, 9, dtype,
+                           what=f"{isa} batch stride")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_model_shapes(isa, rng, dtype):
+    # LeNet conv as im2col GEMM, a Linear layer forward/backward, a conv on 64x64 images.
+    for M, N, K, ta, tb in [(256, 120, 400, False, False), (64, 2048, 512, False, True),
+                            (512, 64, 2048, True, False), (4096, 64, 576, False, False)]:
+        check_gemm(rng, M, N, K, dtype, ta, tb, what=f"{isa} model")
+
+
+def test_isas_agree(rng):
+    """Every ISA's result stays within the K-scaled bound of the others'."""
+    A, B = make_operands(rng, 77, 91, 300, np.float32)
+    ref, abs_ref = reference(A, B, None, False, False, 1.0, 0.0)
+    previous = _C.cpu_isa()
+    try:
+        outs = {}
+        for name in ["generic", "avx2", "avx512"]:
+            if _C.isa_supported(name):
+                _C.set_cpu_isa(name)
+                outs[name] = _C.gemm(A, B)
+    finally:
+        _C.set_cpu_isa(previous)
+    for name, out in outs.items():
+        assert_close_reduction(out, outs["generic"], 2 * abs_ref, 300, np.float32, what=f"{name} vs generic")
+
+
+def test_bad_inputs(rng):
+    A = rng.standard_normal((4, 5)).astype(np.float32)
+    B = rng.standard_normal((5, 3)).astype(np.float32)
+    with pytest.raises(TypeError, match="gemm: A must be float32 or float64"):
+        _C.gemm(A.astype(np.int64), B)
+    with pytest.raises(TypeError, match="gemm: B must have the dtype of A"):
+        _C.gemm(A, B.astype(np.float64))
+    with pytest.raises(TypeError, match="gemm: C must have the dtype of A"):
+        _C.gemm(A, B, np.zeros((4, 3), np.float64))
+    with pytest.raises(ValueError, match=r"matmul.*\(4, 5\).*\(3, 5\)"):
+        _C.gemm(A, B.T.copy())
+    with pytest.raises(ValueError, match=r"gemm: A must be 2-D .* got shape \(5,\)"):
+        _C.gemm(A[0], B)
+    with pytest.raises(ValueError, match="gemm: B must be 2-D"):
+        _C.gemm(A, np.zeros((1, 1, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="unsupported memory layout"):
+        _C.gemm(A.T, B[:4])  # a transposed view without trans_a
+    with pytest.raises(ValueError, match="unsupported memory layout"):
+        _C.gemm(A, rng.standard_normal((5, 6)).astype(np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="beta = 2 needs C"):
+        _C.gemm(A, B, beta=2.0)
+    with pytest.raises(ValueError, match=r"C must have shape \(4, 3\)"):
+        _C.gemm(A, B, np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="C must be C-contiguous"):
+        _C.gemm(A, B, np.zeros((3, 4), np.float32).T)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        _C.gemm(np.zeros((2, 4, 5), np.float32), np.zeros((3, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"C must have shape \(2, 4, 3\)"):
+        _C.gemm(np.zeros((2, 4, 5), np.float32), B, np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="must not overlap"):
+        sq = np.zeros((5, 5), np.float32)
+        _C.gemm(sq, sq[:, :5].copy(), sq)
+    C_ro = np.zeros((4, 3), np.float32)
+    C_ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _C.gemm(A, B, C_ro)
