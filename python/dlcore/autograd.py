@@ -57,8 +57,8 @@ def set_grad_enabled(enabled):
 class Function:
     """A differentiable op: ``forward`` and ``backward`` side by side. Call ``Cls.apply(...)``."""
 
-    # Filled by apply(): the input Tensors (None for non-Tensors or inputs without grad),
-    # which inputs need a gradient, and the number of outputs.
+    # Filled by apply() when the graph is recorded: the inputs as passed, which of them need
+    # a gradient, and the number of outputs.
     _inputs = ()
     needs_input_grad = ()
     _n_outputs = 1
@@ -79,35 +79,28 @@ class Function:
     def apply(cls, *args, **kwargs):
         global _grad_enabled
         ctx = cls()
-        record = False
-        if _grad_enabled:
-            needs = tuple(type(a) is Tensor and a.requires_grad for a in args)
-            record = True in needs
-        if record:
-            ctx.needs_input_grad = needs
-            _grad_enabled = False
-            try:
-                out = cls.forward(ctx, *args, **kwargs)
-            finally:
-                _grad_enabled = True
-            ctx._inputs = tuple(a if n else None for a, n in zip(args, needs))
-            if type(out) is tuple:
-                ctx._n_outputs = len(out)
-                for i, o in enumerate(out):
-                    o.requires_grad = True
-                    o._ctx = ctx
-                    o._out_index = i
-            else:
-                out.requires_grad = True
-                out._ctx = ctx
+        if not _grad_enabled:
+            return cls.forward(ctx, *args, **kwargs)
+        needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
+        _grad_enabled = False  # the forward computes; it records nothing itself
+        try:
+            out = cls.forward(ctx, *args, **kwargs)
+        finally:
+            _grad_enabled = True
+        if True not in needs:
             return out
-        if _grad_enabled:
-            _grad_enabled = False
-            try:
-                return cls.forward(ctx, *args, **kwargs)
-            finally:
-                _grad_enabled = True
-        return cls.forward(ctx, *args, **kwargs)
+        ctx.needs_input_grad = needs
+        ctx._inputs = args  # backward skips those with needs_input_grad False
+        if type(out) is tuple:
+            ctx._n_outputs = len(out)
+            for i, o in enumerate(out):
+                o.requires_grad = True
+                o._ctx = ctx
+                o._out_index = i
+        else:
+            out.requires_grad = True
+            out._ctx = ctx
+        return out
 
 
 def _topological_order(root_ctx):
@@ -117,7 +110,7 @@ def _topological_order(root_ctx):
     while stack:
         node, parents = stack[-1]
         for t in parents:
-            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
+            if type(t) is Tensor and t._ctx is not None and id(t._ctx) not in visited:
                 visited.add(id(t._ctx))
                 stack.append((t._ctx, iter(t._ctx._inputs)))
                 break
@@ -175,8 +168,8 @@ def backward(root, grad=None, retain_graph=False):
             in_grads = type(node).backward(node, *outs)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            for t, g in zip(node._inputs, in_grads):
-                if t is None or g is None:
+            for t, g, needed in zip(node._inputs, in_grads, node.needs_input_grad):
+                if g is None or not needed:
                     continue
                 if g.shape != t.shape:
                     raise RuntimeError(

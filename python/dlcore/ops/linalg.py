@@ -63,6 +63,11 @@ class Matmul(Function):
 
 def matmul(a, b):
     """Matrix product with NumPy/PyTorch semantics for 1-D, 2-D and batched operands."""
+    if type(a) is Tensor and type(b) is Tensor:  # fast path: float matrices (the common case)
+        ad, bd = a._data, b._data
+        if ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype == bd.dtype \
+                and ad.dtype in dtypes.FLOATS:
+            return Matmul.apply(a, b)
     for name, t in (("a", a), ("b", b)):
         if type(t) is not Tensor:
             raise TypeError(f"matmul: {name} must be a Tensor, got {type(t).__name__}")
@@ -79,8 +84,6 @@ def matmul(a, b):
             np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
             raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
-    if a.ndim == 2 and b.ndim == 2:
-        return Matmul.apply(a, b)
     a2 = a if a.ndim > 1 else a.reshape((1, k_a))
     b2 = b if b.ndim > 1 else b.reshape((k_b, 1))
     out = Matmul.apply(a2, b2)
