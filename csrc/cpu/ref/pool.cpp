@@ -59,16 +59,60 @@ inline bool use_threads(const Pool2dShape& s) {
   return s.N * s.C * s.OH * s.OW * s.KH * s.KW >= kParallelWork;
 }
 
+// Whether every window lies inside the plane with unit dilation (no padding, no ceil-mode
+// overhang): the common case (LeNet's 2x2 stride-2 pools), served by max_pool_plane_dense.
+inline bool windows_dense(const Pool2dShape& s) {
+  return s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 &&
+         (s.OH - 1) * s.stride_h + s.KH <= s.H && (s.OW - 1) * s.stride_w + s.KW <= s.W;
+}
+
+// One plane of max_pool2d_forward when windows_dense(s): taps outside, output columns inside,
+// selects instead of branches, so the compiler vectorises across ow. Visiting the taps in
+// row-major order with a strict `>` keeps the first maximum; `v != v` lets a NaN take over,
+// exactly like the general loop below.
+template <class T>
+void max_pool_plane_dense(const Pool2dShape& s, const T* xp, T* yp, int64_t* ip) {
+  // Sizes as locals: the int64 index stores could otherwise alias the fields of `s`, which
+  // would stop the compiler from computing the trip count (and vectorising).
+  const int64_t W = s.W, OH = s.OH, OW = s.OW, KH = s.KH, KW = s.KW, sh = s.stride_h, sw = s.stride_w;
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    T* __restrict yrow = yp + oh * OW;          // (OW)
+    int64_t* __restrict irow = ip + oh * OW;    // (OW)
+    const int64_t h0 = oh * sh;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      yrow[ow] = xp[h0 * W + ow * sw];
+      irow[ow] = h0 * W + ow * sw;
+    }
+    for (int64_t kh = 0; kh < KH; ++kh) {
+      for (int64_t kw = (kh == 0 ? 1 : 0); kw < KW; ++kw) {
+        const int64_t base = (h0 + kh) * W + kw;  // plane offset of tap (kh, kw) at ow = 0
+        const T* __restrict row = xp + base;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const T v = row[ow * sw];
+          const bool take = v > yrow[ow] || v != v;
+          yrow[ow] = take ? v : yrow[ow];
+          irow[ow] = take ? base + ow * sw : irow[ow];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int64_t* index) {
   const int64_t planes = s.N * s.C;
+  const bool dense = windows_dense(s);
 #pragma omp parallel for schedule(static) if (use_threads(s))
   for (int64_t plane = 0; plane < planes; ++plane) {
     const T* xp = x + plane * s.H * s.W;          // (H, W)
     T* yp = y + plane * s.OH * s.OW;              // (OH, OW)
     int64_t* ip = index + plane * s.OH * s.OW;    // (OH, OW)
+    if (dense) {
+      max_pool_plane_dense(s, xp, yp, ip);
+      continue;
+    }
     for (int64_t oh = 0; oh < s.OH; ++oh) {
       const int64_t h0 = oh * s.stride_h - s.pad_h;
       const TapRange rh = tap_range(h0, s.KH, s.dil_h, s.H);
