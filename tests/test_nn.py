@@ -39,10 +39,11 @@ class Net(nn.Module):
 
 
 # ---- registration ----------------------------------------------------------------------------
-def test_parameter_is_plain_leaf_tensor():
+def test_parameter_is_a_leaf_tensor_in_the_graph():
     p = nn.Parameter(dlcore.randn(2, 3))
-    assert type(p) is dlcore.Tensor  # autograd's exact type check must see it
-    assert isinstance(p, nn.Parameter) and p.requires_grad and p.is_leaf
+    assert isinstance(p, dlcore.Tensor) and isinstance(p, nn.Parameter) and p.requires_grad and p.is_leaf
+    (p * 2.0).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), np.full((2, 3), 2.0, dtype=np.float32))
     assert not isinstance(dlcore.randn(2, requires_grad=True), nn.Parameter)
     base = dlcore.randn(3)
     q = nn.Parameter(base)

@@ -81,7 +81,7 @@ class Function:
         ctx = cls()
         if not _grad_enabled:
             return cls.forward(ctx, *args, **kwargs)
-        needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
+        needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         _grad_enabled = False  # the forward computes; it records nothing itself
         try:
             out = cls.forward(ctx, *args, **kwargs)
@@ -110,7 +110,7 @@ def _topological_order(root_ctx):
     while stack:
         node, parents = stack[-1]
         for t in parents:
-            if type(t) is Tensor and t._ctx is not None and id(t._ctx) not in visited:
+            if isinstance(t, Tensor) and t._ctx is not None and id(t._ctx) not in visited:
                 visited.add(id(t._ctx))
                 stack.append((t._ctx, iter(t._ctx._inputs)))
                 break
@@ -144,7 +144,7 @@ def backward(root, grad=None, retain_graph=False):
                 f"backward: grad can be implicitly created only for scalar outputs, got shape {root.shape}"
             )
         grad = Tensor(np.ones_like(root._data))
-    elif type(grad) is not Tensor:
+    elif not isinstance(grad, Tensor):
         grad = Tensor(np.asarray(grad, dtype=root._data.dtype))
     if grad.shape != root.shape:
         raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {root.shape}")

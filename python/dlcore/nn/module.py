@@ -1,11 +1,4 @@
-"""Module, Parameter and the containers (Sequential, ModuleList), as in torch.nn.
-
-A Parameter is a plain leaf ``Tensor`` with ``requires_grad=True``: autograd's
-``Function.apply`` tests ``type(a) is Tensor`` for speed, so a Tensor subclass would drop out
-of the graph. ``Parameter(data)`` therefore returns a Tensor and records it in a weak
-registry; ``isinstance(t, Parameter)`` consults that registry.
-"""
-import weakref
+"""Module, Parameter and the containers (Sequential, ModuleList), as in torch.nn."""
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -13,50 +6,28 @@ import numpy as np
 from dlcore import dtypes
 from dlcore.tensor import Tensor
 
-# id -> weakref of every Tensor made by Parameter(...) and still alive. (A WeakSet would
-# compare Tensors with ==, which is elementwise here.)
-_PARAMETERS = {}
 
+class Parameter(Tensor):
+    """``Parameter(data, requires_grad=True)``: a leaf Tensor that a Module registers when it
+    is assigned as an attribute. It shares storage with ``data`` (as torch.nn.Parameter)."""
 
-def _register(t):
-    key = id(t)
+    __slots__ = ()
 
-    def forget(ref):
-        if _PARAMETERS.get(key) is ref:
-            del _PARAMETERS[key]
-
-    _PARAMETERS[key] = weakref.ref(t, forget)
-
-
-def _is_parameter(obj):
-    ref = _PARAMETERS.get(id(obj))
-    return ref is not None and ref() is obj
-
-
-class _ParameterMeta(type):
-    def __call__(cls, data=None, requires_grad=True):
+    def __init__(self, data=None, requires_grad=True):
         if data is None:
             arr = np.empty((0,), dtype=dtypes.float32)
         elif isinstance(data, Tensor):
-            arr = data._data  # shares storage, as torch.nn.Parameter does
+            arr = data._data
         elif isinstance(data, np.ndarray):
             arr = data
         else:
             raise TypeError(f"Parameter: data must be a Tensor or a numpy.ndarray, got {type(data).__name__}")
         if requires_grad and arr.dtype not in dtypes.FLOATS:
             raise TypeError(f"Parameter: only float tensors can require grad, got {arr.dtype}")
-        t = Tensor(arr, requires_grad=bool(requires_grad))
-        _register(t)
-        return t
+        super().__init__(arr, bool(requires_grad))
 
-    def __instancecheck__(cls, obj):
-        return type(obj) is Tensor and _is_parameter(obj)
-
-
-class Parameter(metaclass=_ParameterMeta):
-    """``Parameter(data, requires_grad=True)``: a leaf Tensor that Modules register when it is
-    assigned as an attribute. The result's type is ``Tensor``; ``isinstance(p, Parameter)``
-    is True for it."""
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
 
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -174,13 +145,6 @@ class Module:
                 self._non_persistent_buffers.discard(name)
                 return
         object.__delattr__(self, name)
-
-    def __setstate__(self, state):
-        # copy.deepcopy / pickle rebuild the Tensors: mark the new ones as Parameters again.
-        self.__dict__.update(state)
-        for p in self.__dict__.get("_parameters", {}).values():
-            if p is not None:
-                _register(p)
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))

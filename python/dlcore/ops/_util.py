@@ -15,7 +15,7 @@ def contig(a):
 
 def as_tensor_like(x, like):
     """x as a Tensor; Python numbers take the dtype of `like` (a Tensor), as in PyTorch."""
-    if type(x) is Tensor:
+    if isinstance(x, Tensor):
         return x
     if isinstance(x, (bool, int, float, np.number)):
         dt = like._data.dtype

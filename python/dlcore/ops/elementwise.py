@@ -109,9 +109,9 @@ class Pow(Function):
 
 def _promote(op, a, b):
     """Operands as Tensors of one dtype (float wins over int, float64 over float32)."""
-    if type(a) is not Tensor:
+    if not isinstance(a, Tensor):
         a = as_tensor_like(a, b)
-    if type(b) is not Tensor:
+    if not isinstance(b, Tensor):
         b = as_tensor_like(b, a)
     da, db = a._data.dtype, b._data.dtype
     if da != db:
@@ -154,7 +154,7 @@ def div(a, b):
 
 
 def pow(a, b):  # noqa: A001
-    if type(a) is Tensor and isinstance(b, (int, float)) and not isinstance(b, bool):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if a._data.dtype in dtypes.FLOATS:
             return PowScalar.apply(a, float(b))
     return _arith(Pow, "pow", a, b)
@@ -224,7 +224,7 @@ class PowScalar(_Unary):
 
 
 def _float_input(op, x):
-    if type(x) is not Tensor:
+    if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if x._data.dtype not in dtypes.FLOATS:
         raise TypeError(f"{op}: expected a float tensor, got {x._data.dtype}")
@@ -232,7 +232,7 @@ def _float_input(op, x):
 
 
 def neg(x):
-    if type(x) is Tensor and x._data.dtype not in dtypes.FLOATS:
+    if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
         return Tensor(np.negative(x._data))
     return Neg.apply(_float_input("neg", x))
 
@@ -250,7 +250,7 @@ def sqrt(x):
 
 
 def abs(x):  # noqa: A001
-    if type(x) is Tensor and x._data.dtype not in dtypes.FLOATS:
+    if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
         return Tensor(np.abs(x._data))
     return Abs.apply(_float_input("abs", x))
 
@@ -328,7 +328,7 @@ class Where(Function):
 
 def where(cond, a, b):
     """cond ? a : b elementwise, broadcasting all three; differentiable in a and b."""
-    if type(cond) is not Tensor or cond._data.dtype != dtypes.bool_:
+    if not isinstance(cond, Tensor) or cond._data.dtype != dtypes.bool_:
         raise TypeError("where: cond must be a bool Tensor")
     a, b = _promote("where", a, b)
     if a._data.dtype not in dtypes.FLOATS:

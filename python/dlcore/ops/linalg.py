@@ -63,13 +63,13 @@ class Matmul(Function):
 
 def matmul(a, b):
     """Matrix product with NumPy/PyTorch semantics for 1-D, 2-D and batched operands."""
-    if type(a) is Tensor and type(b) is Tensor:  # fast path: float matrices (the common case)
+    if isinstance(a, Tensor) and isinstance(b, Tensor):  # fast path: float matrices (the common case)
         ad, bd = a._data, b._data
         if ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype == bd.dtype \
                 and ad.dtype in dtypes.FLOATS:
             return Matmul.apply(a, b)
     for name, t in (("a", a), ("b", b)):
-        if type(t) is not Tensor:
+        if not isinstance(t, Tensor):
             raise TypeError(f"matmul: {name} must be a Tensor, got {type(t).__name__}")
         if t.ndim == 0:
             raise ValueError(f"matmul: both operands must have at least 1 dim, got shapes {a.shape} and {b.shape}")

@@ -24,7 +24,7 @@ class Softmax(Function):
 
 
 def _float(op, x):
-    if type(x) is not Tensor:
+    if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if x._data.dtype not in dtypes.FLOATS:
         raise TypeError(f"{op}: expected a float tensor, got {x._data.dtype}")
@@ -45,8 +45,8 @@ def _check_loss_args(op, logits, target, reduction):
     _float(op, logits)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if type(target) is not Tensor or target._data.dtype != dtypes.int64:
-        got = target._data.dtype if type(target) is Tensor else type(target).__name__
+    if not isinstance(target, Tensor) or target._data.dtype != dtypes.int64:
+        got = target._data.dtype if isinstance(target, Tensor) else type(target).__name__
         raise TypeError(f"{op}: target must be an int64 Tensor of class indices, got {got}")
     if logits.ndim != 2 or target.ndim != 1 or target.shape[0] != logits.shape[0]:
         raise ValueError(
@@ -119,8 +119,8 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
     _float("mse_loss", input)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if type(target) is not Tensor or target.shape != input.shape:
-        shape = target.shape if type(target) is Tensor else type(target).__name__
+    if not isinstance(target, Tensor) or target.shape != input.shape:
+        shape = target.shape if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(f"mse_loss: target must be a Tensor of the input's shape {input.shape}, got {shape}")
     sq = elementwise.pow(elementwise.sub(input, target), 2)
     if reduction == "none":
@@ -165,7 +165,7 @@ class Embedding(Function):
 
 def embedding(input, weight, padding_idx=None):  # noqa: A002
     """Rows of weight (num, D) picked by int64 indices: output input.shape + (D,)."""
-    if type(input) is not Tensor or input._data.dtype != dtypes.int64:
+    if not isinstance(input, Tensor) or input._data.dtype != dtypes.int64:
         raise TypeError("embedding: input must be an int64 Tensor of indices")
     _float("embedding", weight)
     if weight.ndim != 2:

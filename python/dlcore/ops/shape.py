@@ -162,10 +162,10 @@ def expand(x, shape):
 # ---- indexing ------------------------------------------------------------------------------
 def normalize_index(index):
     """A Python/NumPy index with Tensors replaced by their arrays."""
-    if type(index) is Tensor:
+    if isinstance(index, Tensor):
         return index._data
     if isinstance(index, tuple):
-        return tuple(i._data if type(i) is Tensor else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -219,7 +219,7 @@ def _check_same(op, xs):
     if not xs:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
     for x in xs:
-        if type(x) is not Tensor:
+        if not isinstance(x, Tensor):
             raise TypeError(f"{op}: expected Tensors, got {type(x).__name__}")
     dt = xs[0]._data.dtype
     for x in xs[1:]:

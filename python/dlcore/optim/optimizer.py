@@ -49,7 +49,7 @@ class Optimizer:
             raise TypeError("add_param_group: params must be an ordered iterable, not a set")
         params = list(params) if params is not None else []
         for p in params:
-            if type(p) is not Tensor:
+            if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__} can only optimize Tensors, got {type(p).__name__}")
             if not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf Tensor")
