@@ -1,7 +1,7 @@
 // Device query and the fill kernel: the CUDA scaffolding the build and the import need.
 // fill: y[i] = value for i < n; one thread per element, 256 threads a block (a multiple of
 // the 32-wide warp that keeps occupancy high on every arch we build for).
-// Tested by tests/test_cuda.py (skips without a device).
+// Tested by tests/test_package.py::test_cuda_fill_kernel_runs_on_a_device (skips without a device).
 #include "cuda/common.cuh"
 #include "cuda/cuda_api.h"
 
