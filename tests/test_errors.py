@@ -74,3 +74,12 @@ def test_nan_propagates_instead_of_crashing():
     assert np.isnan(dlcore.softmax(x, 0).numpy()).all()
     loss = F.cross_entropy(dlcore.tensor([[float("nan"), 1.0]]), dlcore.tensor([0]))
     assert np.isnan(loss.item())
+
+
+def test_huge_sizes_raise_instead_of_crashing():
+    with pytest.raises(MemoryError):
+        dlcore.zeros(2**40, 2**10)
+    with pytest.raises(ValueError, match="conv2d"):
+        F.conv2d(t(1, 1, 4, 4), t(1, 1, 3, 3), padding=2**40)
+    with pytest.raises((ValueError, MemoryError)):
+        F.max_pool2d(t(1, 1, 4, 4), 2, padding=1, dilation=2**40)
