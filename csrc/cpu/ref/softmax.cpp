@@ -10,7 +10,7 @@
 // Layout: x, y, grad_y, grad_x (outer, R, inner) contiguous. The bindings view a tensor as
 // outer = prod(shape[:dim]), R = shape[dim], inner = prod(shape[dim+1:]).
 //
-// Accuracy: s and the backward sums accumulate in double. A row holding NaN gives NaN; a
+// Accuracy: s and the backward sums accumulate in double; float32 exp is vec::exp (<= 1 ulp). A row holding NaN gives NaN; a
 // row of all -inf gives NaN (as PyTorch).
 //
 // Preconditions (checked in csrc/bindings/ops_reduce.cpp): R >= 1. y / grad_x are
@@ -19,7 +19,9 @@
 // Loops: inner == 1 (the logits case, dim = -1) works on contiguous rows; inner > 1 walks r
 // in the outer loop over a block of kInnerBlock contiguous columns whose max / sum
 // accumulators sit on the stack. Threads over (outer, column block) tasks above
-// kParallelMin elements. Bound: exp per element (scalar libm), then ~3 passes of memory.
+// kParallelMin elements. Bound: one exp per element (float32: cpu/vec_math.h, vectorised;
+// float64: scalar libm), then ~3 passes of memory. Measured (avx512, float32, 1 thread):
+// (700, 10000) 4.8 ms, (64, 1000) 0.04 ms; NumPy 16.7 / 0.08 ms; scalar libm was 27 / 0.25.
 //
 // Tested by tests/kernels/test_reduce_kernels.py (each dim, every ISA, f32/f64, 1000 + x):
 //   DLCORE_DEV_BUILD=<build> PYTHONPATH=python python3 -m pytest tests/kernels/test_reduce_kernels.py
@@ -27,6 +29,7 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/vec_math.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 namespace {
@@ -36,21 +39,23 @@ constexpr int64_t kParallelMin = 32768;
 // Columns per task when inner > 1: 512 doubles (4 KiB) per accumulator array stay in L1.
 constexpr int64_t kInnerBlock = 512;
 
-// One contiguous row x, y (R).
+// One contiguous row x, y (R). Every loop is one vectorised pass: the max and the sum are
+// `omp simd` reductions (lanes combine in any order; a NaN still reaches every output through
+// the sum). exp(x - m) is parked in y (log_softmax overwrites it), then summed in a separate
+// loop: GCC 12 vectorises vec::exp plus a float -> double sum in one body badly (6x slower).
 template <class T>
 void softmax_row(bool log, int64_t R, const T* __restrict x, T* __restrict y) {
   T m = x[0];
+#pragma omp simd reduction(max : m)
   for (int64_t r = 1; r < R; ++r) m = x[r] > m ? x[r] : m;
+  for (int64_t r = 0; r < R; ++r) y[r] = vec::exp(x[r] - m);
   double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t r = 0; r < R; ++r) s += static_cast<double>(y[r]);
   if (log) {
-    for (int64_t r = 0; r < R; ++r) s += static_cast<double>(std::exp(x[r] - m));
     const T log_s = static_cast<T>(std::log(s));
     for (int64_t r = 0; r < R; ++r) y[r] = (x[r] - m) - log_s;
   } else {
-    for (int64_t r = 0; r < R; ++r) {
-      y[r] = std::exp(x[r] - m);
-      s += static_cast<double>(y[r]);
-    }
     const T inv = static_cast<T>(1.0 / s);
     for (int64_t r = 0; r < R; ++r) y[r] *= inv;
   }
@@ -73,11 +78,10 @@ void softmax_block(bool log, int64_t R, int64_t inner, int64_t nc, const T* __re
   for (int64_t r = 0; r < R; ++r) {
     const T* xr = x + r * inner;  // (nc)
     T* yr = y + r * inner;        // (nc)
-    for (int64_t c = 0; c < nc; ++c) {
-      const T e = std::exp(xr[c] - m[c]);
-      if (!log) yr[c] = e;
-      s[c] += static_cast<double>(e);
-    }
+    // Two loops, as in softmax_row (GCC 12 does not vectorise the fused body here); yr
+    // (overwritten below for log_softmax) is still in L1 for the second.
+    for (int64_t c = 0; c < nc; ++c) yr[c] = vec::exp(xr[c] - m[c]);
+    for (int64_t c = 0; c < nc; ++c) s[c] += static_cast<double>(yr[c]);
   }
   if (log) {
     T log_s[kInnerBlock];  // (nc) log(s)
@@ -119,7 +123,7 @@ void softmax_backward_block(bool log, int64_t R, int64_t inner, int64_t nc, cons
     const T* gr = grad_y + r * inner;  // (nc)
     T* gx = grad_x + r * inner;        // (nc)
     if (log) {
-      for (int64_t c = 0; c < nc; ++c) gx[c] = gr[c] - std::exp(yr[c]) * d[c];
+      for (int64_t c = 0; c < nc; ++c) gx[c] = gr[c] - vec::exp(yr[c]) * d[c];
     } else {
       for (int64_t c = 0; c < nc; ++c) gx[c] = yr[c] * (gr[c] - d[c]);
     }
@@ -135,7 +139,7 @@ void softmax_backward_row(bool log, int64_t R, const T* __restrict y, const T* _
 #pragma omp simd reduction(+ : dot)
     for (int64_t r = 0; r < R; ++r) dot += static_cast<double>(grad_y[r]);
     const T d = static_cast<T>(dot);
-    for (int64_t r = 0; r < R; ++r) grad_x[r] = grad_y[r] - std::exp(y[r]) * d;
+    for (int64_t r = 0; r < R; ++r) grad_x[r] = grad_y[r] - vec::exp(y[r]) * d;
   } else {
 #pragma omp simd reduction(+ : dot)
     for (int64_t r = 0; r < R; ++r) dot += static_cast<double>(grad_y[r]) * static_cast<double>(y[r]);
