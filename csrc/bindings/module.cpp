@@ -51,7 +51,7 @@ void bind_cuda(py::module_& m) {
 #else
   cuda.def("is_built", [] { return false; });
   cuda.def("device_count", [] { return 0; });
-  cuda.def("device_name", [](int device) -> std::string {
+  cuda.def("device_name", [](int) -> std::string {
     throw py::value_error("cuda.device_name: dlcore was built without CUDA");
   });
   cuda.def("fill_check", [](int64_t, float) -> double {
