@@ -4,16 +4,23 @@
     python bench/bench_overhead.py [--repeat 7] [--number 2000]
 
 Prints, per case, the median over `repeat` runs of the mean time per call (us) for dlcore and
-PyTorch and their ratio (dlcore / torch: below 1 means dlcore is cheaper).
+PyTorch (each timed in its own process, see _sidebyside.py) and their ratio (dlcore / torch:
+below 1 means dlcore is cheaper).
 """
 import argparse
+import json
+import os
 import platform
 import subprocess
+import sys
 import time
 
 import numpy as np
 
 import dlcore
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _sidebyside import run_child, torch_available  # noqa: E402
 
 
 def per_call_us(fn, number, repeat):
@@ -73,26 +80,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--number", type=int, default=2000)
+    parser.add_argument("--only", choices=["dlcore", "torch"], help="(internal) time one library in this process")
     args = parser.parse_args()
-    try:
-        import torch
+    if args.only:
+        if args.only == "torch":
+            import torch
 
-        torch.set_num_threads(dlcore.get_num_threads())
-        torch_cases = cases("torch")
-        torch_version = torch.__version__
-    except ImportError:
-        torch_cases, torch_version = None, "not installed"
+            torch.set_num_threads(dlcore.get_num_threads())
+        times = {name: per_call_us(fn, args.number, args.repeat) for name, fn in cases(args.only).items()}
+        print(json.dumps(times))
+        return
+    argv = ["--repeat", str(args.repeat), "--number", str(args.number)]
+    ours = run_child(__file__, "dlcore", argv)
+    theirs = run_child(__file__, "torch", argv) if torch_available() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"# per-op overhead | {platform.processor() or platform.machine()} | dlcore {dlcore.__version__} "
-          f"isa {dlcore.cpu_isa()} | threads {dlcore.get_num_threads()} | torch {torch_version} | commit {commit}")
+    print(f"# per-op overhead | {platform.machine()} | dlcore {dlcore.__version__} isa {dlcore.cpu_isa()} | "
+          f"threads {dlcore.get_num_threads()} | commit {commit} | each library in its own process")
     print(f"{'case':28s} {'dlcore us (median/min)':>24s} {'torch us (median/min)':>24s} {'ratio':>7s}")
-    for name, fn in cases("dlcore").items():
-        med, low = per_call_us(fn, args.number, args.repeat)
-        if torch_cases:
-            tmed, tlow = per_call_us(torch_cases[name], args.number, args.repeat)
+    for name, (med, low) in ours.items():
+        if theirs:
+            tmed, tlow = theirs[name]
             print(f"{name:28s} {med:11.2f} / {low:8.2f} {tmed:13.2f} / {tlow:8.2f} {med / tmed:7.2f}")
         else:
-            print(f"{name:28s} {med:11.2f} / {low:8.2f} {'-':>24s}")
+            print(f"{name:28s} {med:11.2f} / {low:8.2f} {'(torch not installed)':>24s}")
 
 
 if __name__ == "__main__":

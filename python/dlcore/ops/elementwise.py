@@ -23,8 +23,9 @@ def _binary(op, a, b):
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (a.shape, b.shape)
-        return Tensor(_C.binary_forward(B.add, a._data, b._data))
+        ad, bd = a._data, b._data
+        ctx.shapes = (ad.shape, bd.shape)
+        return Tensor(_C.binary_forward(B.add, ad, bd))
 
     @staticmethod
     def backward(ctx, g):
@@ -36,8 +37,9 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (a.shape, b.shape)
-        return Tensor(_C.binary_forward(B.sub, a._data, b._data))
+        ad, bd = a._data, b._data
+        ctx.shapes = (ad.shape, bd.shape)
+        return Tensor(_C.binary_forward(B.sub, ad, bd))
 
     @staticmethod
     def backward(ctx, g):
@@ -129,6 +131,10 @@ _NUMPY_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": n
 
 
 def _arith(fn, name, a, b):
+    if isinstance(a, Tensor) and isinstance(b, Tensor):  # fast path: float tensors of one dtype
+        da = a._data.dtype
+        if da == b._data.dtype and da in dtypes.FLOATS:
+            return fn.apply(a, b)
     a, b = _promote(name, a, b)
     if a._data.dtype not in dtypes.FLOATS:
         if name == "div":

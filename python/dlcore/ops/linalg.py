@@ -36,6 +36,8 @@ def _as_batched(a, batch):
 def mm(x, y, trans_x=False, trans_y=False):
     """op(x) @ op(y) for arrays of >= 2 dims, batch dims broadcast as in NumPy."""
     if x.ndim == 2 and y.ndim == 2:
+        if x.flags.c_contiguous and y.flags.c_contiguous:
+            return _C.gemm(x, y, None, trans_x, trans_y)
         xa, tx = _layout(x, trans_x)
         ya, ty = _layout(y, trans_y)
         return _C.gemm(xa, ya, None, tx, ty)
