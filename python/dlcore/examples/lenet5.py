@@ -8,6 +8,7 @@ directory holding mnist/, from --data or DLCORE_DATA) it reaches >= 98.9 % test 
 no data directory it trains on the small sample shipped inside the package, offline.
 """
 import argparse
+import math
 import os
 import time
 
@@ -81,7 +82,11 @@ def train(epochs=10, batch_size=64, lr=2e-3, data_dir=None, seed=0, checkpoint=N
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"lenet5: the loss became {value} at epoch {epoch}, batch {batches + 1}; "
+                                         f"try a smaller --lr (now {lr})")
+            total_loss += value
             batches += 1
             if batches % 50 == 0:
                 bar.set_postfix(loss=f"{total_loss / batches:.4f}")
