@@ -200,3 +200,15 @@ def test_threads_can_be_set():
     dlcore.set_num_threads(n)
     with pytest.raises(ValueError):
         dlcore.set_num_threads(0)
+
+
+def test_dropout_and_cast_pass_the_gradient_check():
+    x = dlcore.randn(6, 5, dtype=dlcore.float64, requires_grad=True)
+
+    def dropped(t):
+        dlcore.manual_seed(11)  # the same mask on every evaluation
+        return dlcore.dropout(t, 0.4, training=True)
+
+    gradcheck(dropped, [x])
+    # Through float32 the function is linear, so a large step is exact despite the rounding.
+    gradcheck(lambda t: (t.float() * 2.0).double(), [x], eps=1e-2, atol=1e-5, rtol=1e-3)

@@ -1,4 +1,5 @@
 """Package plumbing: build info, run-time ISA choice and its env override, threads, CUDA status."""
+import ast
 import os
 import subprocess
 import sys
@@ -60,3 +61,21 @@ def test_cuda_fill_kernel_runs_on_a_device():
         pytest.skip("no CUDA device here (the fill kernel is only compiled, not run)")
     assert _C.cuda.fill_check(1000, 0.5) == pytest.approx(500.0)
     assert "sm_" in dlcore.cuda.get_device_name(0)
+
+
+def test_the_C_stub_lists_exactly_the_module_names():
+    stub_path = os.path.join(os.path.dirname(dlcore.__file__), "_C.pyi")
+    tree = ast.parse(open(stub_path).read())
+    stub = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    stub |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
+    stub -= {"_Cuda"}
+    public = {n for n in dir(_C) if not n.startswith("_")} | {"__version__"}
+    assert stub == public, f"in the module only: {public - stub}; in the stub only: {stub - public}"
+
+
+def test_every_kernel_slot_has_a_binding_reached_by_the_kernel_tests():
+    kernel_tests = os.path.join(os.path.dirname(__file__), "kernels")
+    text = "".join(open(os.path.join(kernel_tests, f)).read() for f in os.listdir(kernel_tests) if f.endswith(".py"))
+    for slot in _C.kernel_slots():
+        assert hasattr(_C, slot), f"kernel slot {slot} has no _C.{slot} binding"
+        assert f"{slot}(" in text, f"no test in tests/kernels calls _C.{slot}"

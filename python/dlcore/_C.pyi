@@ -1,0 +1,244 @@
+"""Type stub for dlcore._C, the native kernels (private: use the dlcore package).
+
+Every op function validates its arguments (TypeError / ValueError naming the op), calls the
+kernel of the active ISA and returns new NumPy arrays. See csrc/core/kernel_list.h for the
+kernel contracts and csrc/bindings/ for the argument checks.
+"""
+
+from collections.abc import Sequence
+from enum import Enum
+
+import numpy as np
+
+__version__: str
+
+class UnaryOp(Enum):
+    neg = 0
+    exp = 1
+    log = 2
+    sqrt = 3
+    abs = 4
+    relu = 5
+    tanh = 6
+    sigmoid = 7
+    clamp = 8
+    pow_scalar = 9
+
+class BinaryOp(Enum):
+    add = 0
+    sub = 1
+    mul = 2
+    div = 3
+    pow = 4
+    maximum = 5
+    minimum = 6
+
+class CompareOp(Enum):
+    eq = 0
+    ne = 1
+    lt = 2
+    le = 3
+    gt = 4
+    ge = 5
+
+class ReduceOp(Enum):
+    sum = 0
+    max = 1
+
+class _Cuda:
+    """The `cuda` submodule: build and device status."""
+    @staticmethod
+    def is_built() -> bool: ...
+    @staticmethod
+    def device_count() -> int: ...
+    @staticmethod
+    def device_name(device: int) -> str: ...
+    @staticmethod
+    def fill_check(n: int, value: float) -> float: ...
+
+cuda: _Cuda
+
+def avg_pool2d_backward(
+    grad_y: np.ndarray,
+    x_shape: Sequence[int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> np.ndarray:
+    """grad_x: each grad_y spread evenly over its window."""
+
+def avg_pool2d_forward(
+    x: np.ndarray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> np.ndarray:
+    """y: mean over each window, divisor as PyTorch's avg_pool2d."""
+
+def best_cpu_isa() -> str:
+    """The highest ISA this CPU supports."""
+
+def binary_forward(op: BinaryOp, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """out = a (op) b with NumPy broadcasting; any non-negative strides; out C-contiguous."""
+
+def compare_forward(op: CompareOp, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """bool out = a (cmp) b with NumPy broadcasting."""
+
+def compiled_isas() -> list[str]: ...
+def conv2d_backward_input(
+    w: np.ndarray,
+    grad_y: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> np.ndarray:
+    """"""
+
+def conv2d_backward_weight(
+    x: np.ndarray,
+    grad_y: np.ndarray,
+    w_shape: tuple[int, int, int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    bias: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and grad_y."""
+
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> np.ndarray:
+    """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) or None. stride, padding, dilation are (h, w) tuples."""
+
+def cpu_brand() -> str: ...
+def cpu_isa() -> str:
+    """"""
+
+def cross_entropy_backward(
+    logits: np.ndarray, target: np.ndarray, lse: np.ndarray, grad_loss: np.ndarray, ignore_index: int = -100
+) -> np.ndarray:
+    """grad_logits (N, C) = grad_loss[n] * (softmax(logits)[n] - onehot(target[n])); 0 for ignored rows."""
+
+def cross_entropy_forward(
+    logits: np.ndarray, target: np.ndarray, ignore_index: int = -100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row cross entropy of logits (N, C) and int64 target (N,): returns (loss (N,), lse (N,)); rows with target == ignore_index get loss 0."""
+
+def dropout_backward(keep: np.ndarray, grad_y: np.ndarray, scale: float) -> np.ndarray:
+    """grad_x = keep ? grad_y * scale : 0."""
+
+def dropout_forward(x: np.ndarray, p: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted dropout: returns (y, keep); keep[i] = u(seed, i) >= p, y = keep ? x / (1 - p) : 0. The mask depends only on (seed, i), never on the thread count."""
+
+def embedding_backward(
+    index: np.ndarray, grad_out: np.ndarray, num: int, padding_idx: int = -1
+) -> np.ndarray:
+    """grad_weight (num, D): rows accumulate grad_out over repeated indices (deterministic); row padding_idx (if >= 0) stays zero."""
+
+def embedding_forward(weight: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """out[..., :] = weight[index[...], :]; out has shape index.shape + (D,)."""
+
+def gemm(
+    A: np.ndarray,
+    B: np.ndarray,
+    C: np.ndarray | None = None,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> np.ndarray:
+    """C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays; returns C."""
+
+def get_num_threads() -> int: ...
+def isa_supported(name: str) -> bool: ...
+def kernel_slots() -> list[str]:
+    """"""
+
+def lstm_cell_backward(
+    gates: np.ndarray,
+    c_prev: np.ndarray,
+    c: np.ndarray,
+    grad_h: np.ndarray | None = None,
+    grad_c: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (grad_gates_pre (B, 4H), grad_c_prev (B, H)); grad_h / grad_c may be None (zeros)."""
+
+def lstm_cell_forward(gates_pre: np.ndarray, c_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM cell pointwise part, gate order (i, f, g, o): returns (h, c, gates) with gates the activated gates (B, 4H)."""
+
+def max_pool2d_backward(
+    index: np.ndarray,
+    grad_y: np.ndarray,
+    x_shape: Sequence[int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    ceil_mode: bool,
+) -> np.ndarray:
+    """grad_x: grad_y scattered (added) into the index positions."""
+
+def max_pool2d_forward(
+    x: np.ndarray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    ceil_mode: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(y, index): max over each window; index int64 = h*W + w of the max in its plane."""
+
+def nll_loss_backward(
+    target: np.ndarray, grad_loss: np.ndarray, C: int, ignore_index: int = -100
+) -> np.ndarray:
+    """grad_logp (N, C): zero except -grad_loss[n] at (n, target[n]) for non-ignored rows."""
+
+def nll_loss_forward(logp: np.ndarray, target: np.ndarray, ignore_index: int = -100) -> np.ndarray:
+    """Per-row loss (N,) = -logp[n, target[n]]; 0 for ignored rows."""
+
+def reduce_forward(op: ReduceOp, x: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(out, index): reduce the adjacent dims [start, end) of C-contiguous x; out has shape x.shape[:start] + x.shape[end:]. index (int64, same shape) is the first max's position in the flattened reduced block for ReduceOp.max, None for sum."""
+
+def reduce_max_backward(
+    index: np.ndarray, grad_out: np.ndarray, x_shape: Sequence[int], start: int, end: int
+) -> np.ndarray:
+    """grad_x of shape x_shape: zeros except grad_out at the argmax positions."""
+
+def set_cpu_isa(name: str) -> None:
+    """Switch the active ISA (only to one the CPU supports)."""
+
+def set_num_threads(n: int) -> None: ...
+def softmax_backward(y: np.ndarray, grad_y: np.ndarray, dim: int, log: bool) -> np.ndarray:
+    """"""
+
+def softmax_forward(x: np.ndarray, dim: int, log: bool) -> np.ndarray:
+    """softmax (log=False) or log_softmax (log=True) of C-contiguous x over dim (0 <= dim < ndim)."""
+
+def unary_backward(
+    op: UnaryOp,
+    x: np.ndarray | None,
+    y: np.ndarray | None,
+    grad_y: np.ndarray,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+) -> np.ndarray:
+    """grad_x = grad_y * f'(x). exp, tanh, sigmoid, sqrt read y; neg reads neither; the others read x. The one not read may be None."""
+
+def unary_forward(op: UnaryOp, x: np.ndarray, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    """y = f(x) elementwise; x C-contiguous float32/float64 of any shape."""
+
+def where_forward(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """out = cond ? a : b with NumPy broadcasting over all three."""
