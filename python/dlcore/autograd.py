@@ -105,13 +105,13 @@ class Function:
 
 def _topological_order(root_ctx):
     """Function nodes reachable from root_ctx, each after all nodes that consume its outputs."""
-    order, visited = [], {id(root_ctx)}
+    order, visited = [], {root_ctx}
     stack = [(root_ctx, iter(root_ctx._inputs))]
     while stack:
         node, parents = stack[-1]
         for t in parents:
-            if isinstance(t, Tensor) and t._ctx is not None and id(t._ctx) not in visited:
-                visited.add(id(t._ctx))
+            if isinstance(t, Tensor) and t._ctx is not None and t._ctx not in visited:
+                visited.add(t._ctx)
                 stack.append((t._ctx, iter(t._ctx._inputs)))
                 break
         else:
@@ -154,11 +154,11 @@ def backward(root, grad=None, retain_graph=False):
         return
     previous, _grad_enabled = _grad_enabled, False
     try:
-        grads = {id(root._ctx): [None] * root._ctx._n_outputs}
-        grads[id(root._ctx)][root._out_index] = grad
+        grads = {root._ctx: [None] * root._ctx._n_outputs}  # node -> gradient of each output
+        grads[root._ctx][root._out_index] = grad
         for node in _topological_order(root._ctx):
-            outs = grads.pop(id(node), None)
-            if outs is None or all(g is None for g in outs):
+            outs = grads.pop(node, None)
+            if outs is None or not any([g is not None for g in outs]):  # (== would compare Tensors)
                 continue
             if node._released:
                 raise RuntimeError(
@@ -171,7 +171,7 @@ def backward(root, grad=None, retain_graph=False):
             for t, g, needed in zip(node._inputs, in_grads, node.needs_input_grad):
                 if g is None or not needed:
                     continue
-                if g.shape != t.shape:
+                if g._data.shape != t._data.shape:
                     raise RuntimeError(
                         f"backward: {type(node).__name__}.backward returned a gradient of shape "
                         f"{g.shape} for an input of shape {t.shape}"
@@ -179,7 +179,9 @@ def backward(root, grad=None, retain_graph=False):
                 if t._ctx is None:
                     _accumulate_leaf(t, g, fresh)
                     continue
-                slot = grads.setdefault(id(t._ctx), [None] * t._ctx._n_outputs)
+                slot = grads.get(t._ctx)
+                if slot is None:
+                    slot = grads[t._ctx] = [None] * t._ctx._n_outputs
                 i = t._out_index
                 slot[i] = g if slot[i] is None else Tensor(slot[i]._data + g._data)
                 if t._retains_grad:

@@ -28,8 +28,9 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.broadcast_to(g._data.reshape(ctx.kept), ctx.x_shape)
-        return Tensor(grad.copy(order="C")), None, None
+        grad = np.empty(ctx.x_shape, dtype=g._data.dtype)
+        grad[...] = g._data.reshape(ctx.kept)  # broadcast copy
+        return Tensor(grad), None, None
 
 
 def sum(x, dim=None, keepdim=False):  # noqa: A001
