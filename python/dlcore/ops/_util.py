@@ -27,6 +27,15 @@ def as_tensor_like(x, like):
     raise TypeError(f"expected a Tensor or a number, got {type(x).__name__}")
 
 
+def check_float(op, x):
+    """x itself if it is a float Tensor, else TypeError naming the op."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    if x._data.dtype not in dtypes.FLOATS:
+        raise TypeError(f"{op}: expected a float tensor, got {x._data.dtype}")
+    return x
+
+
 def normalize_dim(op, dim, ndim):
     """A dim in [-ndim, ndim) as a non-negative int, else IndexError naming the op."""
     if not isinstance(dim, (int, np.integer)):

@@ -6,7 +6,7 @@ import numpy as np
 
 from dlcore import _C, dtypes
 from dlcore.autograd import Function
-from dlcore.ops._util import as_tensor_like, contig, sum_to
+from dlcore.ops._util import as_tensor_like, check_float, contig, sum_to
 from dlcore.tensor import Tensor
 
 U = _C.UnaryOp
@@ -229,52 +229,44 @@ class PowScalar(_Unary):
     op = U.pow_scalar
 
 
-def _float_input(op, x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if x._data.dtype not in dtypes.FLOATS:
-        raise TypeError(f"{op}: expected a float tensor, got {x._data.dtype}")
-    return x
-
-
 def neg(x):
     if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
         return Tensor(np.negative(x._data))
-    return Neg.apply(_float_input("neg", x))
+    return Neg.apply(check_float("neg", x))
 
 
 def exp(x):
-    return Exp.apply(_float_input("exp", x))
+    return Exp.apply(check_float("exp", x))
 
 
 def log(x):
-    return Log.apply(_float_input("log", x))
+    return Log.apply(check_float("log", x))
 
 
 def sqrt(x):
-    return Sqrt.apply(_float_input("sqrt", x))
+    return Sqrt.apply(check_float("sqrt", x))
 
 
 def abs(x):  # noqa: A001
     if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
         return Tensor(np.abs(x._data))
-    return Abs.apply(_float_input("abs", x))
+    return Abs.apply(check_float("abs", x))
 
 
 def relu(x):
-    return Relu.apply(_float_input("relu", x))
+    return Relu.apply(check_float("relu", x))
 
 
 def tanh(x):
-    return Tanh.apply(_float_input("tanh", x))
+    return Tanh.apply(check_float("tanh", x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(_float_input("sigmoid", x))
+    return Sigmoid.apply(check_float("sigmoid", x))
 
 
 def clamp(x, min=None, max=None):  # noqa: A002
-    _float_input("clamp", x)
+    check_float("clamp", x)
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     lo = -_INF if min is None else float(min)

@@ -5,7 +5,7 @@ import numpy as np
 from dlcore import _C, dtypes, random
 from dlcore.autograd import Function
 from dlcore.ops import elementwise, linalg, reduce
-from dlcore.ops._util import contig, normalize_dim
+from dlcore.ops._util import check_float, contig, normalize_dim
 from dlcore.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -23,26 +23,18 @@ class Softmax(Function):
         return Tensor(_C.softmax_backward(ctx.y, contig(g._data), ctx.dim, ctx.log)), None, None
 
 
-def _float(op, x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    if x._data.dtype not in dtypes.FLOATS:
-        raise TypeError(f"{op}: expected a float tensor, got {x._data.dtype}")
-    return x
-
-
 def softmax(x, dim):
-    _float("softmax", x)
+    check_float("softmax", x)
     return Softmax.apply(x, normalize_dim("softmax", dim, x.ndim), False)
 
 
 def log_softmax(x, dim):
-    _float("log_softmax", x)
+    check_float("log_softmax", x)
     return Softmax.apply(x, normalize_dim("log_softmax", dim, x.ndim), True)
 
 
 def _check_loss_args(op, logits, target, reduction):
-    _float(op, logits)
+    check_float(op, logits)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not isinstance(target, Tensor) or target._data.dtype != dtypes.int64:
@@ -116,7 +108,7 @@ def nll_loss(input, target, reduction="mean", ignore_index=-100):  # noqa: A002
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
     """Mean squared error; input and target must have one shape."""
-    _float("mse_loss", input)
+    check_float("mse_loss", input)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not isinstance(target, Tensor) or target.shape != input.shape:
@@ -142,7 +134,7 @@ class Dropout(Function):
 
 def dropout(x, p=0.5, training=True):
     """Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p)."""
-    _float("dropout", x)
+    check_float("dropout", x)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -167,7 +159,7 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
     """Rows of weight (num, D) picked by int64 indices: output input.shape + (D,)."""
     if not isinstance(input, Tensor) or input._data.dtype != dtypes.int64:
         raise TypeError("embedding: input must be an int64 Tensor of indices")
-    _float("embedding", weight)
+    check_float("embedding", weight)
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape {weight.shape}")
     pad = -1
