@@ -27,6 +27,12 @@ CASES = {
     "kernel_as_input_pad": (1, 1, 13, 13, 1, (13, 13), (3, 3), (2, 2), (1, 1), 1),
     "row_1x13": (3, 3, 1, 13, 5, (1, 3), (1, 1), (0, 1), (1, 1), 1),
     "n1_parallel_im2col": (1, 8, 32, 32, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # Direct path (stride 1, >= 6 output channels per group): partial row blocks, groups,
+    # dilation, uneven padding; the transposed conv of backward_input and the wide-position
+    # backward_weight (junk under a quarter of P) each taken by one case.
+    "direct_groups_dilation": (3, 4, 11, 9, 14, (3, 2), (1, 1), (2, 1), (2, 3), 2),
+    "direct_backward_input": (3, 7, 9, 10, 6, (3, 3), (1, 1), (1, 0), (1, 2), 1),
+    "direct_backward_weight": (2, 3, 30, 31, 13, (3, 3), (1, 1), (1, 1), (1, 1), 1),
 }
 
 
@@ -163,7 +169,8 @@ def test_conv2d_vs_reference(isa, rng, name, dtype):
 
 
 INTEGER_CASES = ["lenet_conv2", "stride3_mixed", "dilation2_groups2", "depthwise_x2_stride2", "pointwise_groups",
-                 "kernel_as_input_pad", "n1_parallel_im2col"]
+                 "kernel_as_input_pad", "n1_parallel_im2col", "direct_groups_dilation", "direct_backward_input",
+                 "direct_backward_weight"]
 
 
 @pytest.mark.parametrize("name", INTEGER_CASES)
@@ -191,7 +198,8 @@ def threads(request):
     _C.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("name", ["odd_7x7_pad1", "dilation2_groups2", "pointwise_direct"])
+@pytest.mark.parametrize("name", ["odd_7x7_pad1", "dilation2_groups2", "pointwise_direct", "direct_groups_dilation",
+                                  "direct_backward_input", "direct_backward_weight"])
 def test_conv2d_thread_counts_integer_exact(isa, rng, threads, name):
     """Both parallel strategies (per image, per gemm) give the exact integer result."""
     case = CASES[name]

@@ -1,5 +1,6 @@
 // conv2d_forward, conv2d_backward_input, conv2d_backward_weight: NCHW convolution with any
-// stride, padding, dilation and groups, built on this ISA's gemm (explicit im2col / col2im).
+// stride, padding, dilation and groups: a direct path for stride 1 and few channels, otherwise
+// this ISA's gemm over explicit im2col / col2im.
 //
 // Math, with G groups, Cg = C / G, Cog = C_out / G and g = co / Cog:
 //   y[n, co, oh, ow] = bias[co] + sum_{c < Cg, kh, kw} w[co, c, kh, kw]
@@ -10,23 +11,40 @@
 //   backward_weight   grad_w_g (Cog, Kc) = sum_n grad_y_g[n] @ col_g[n]^T
 //                     grad_bias[co]      = sum_{n, oh, ow} grad_y[n, co, oh, ow]
 // col[n] is (C*KH*KW, P): row (c, kh, kw), column (oh, ow) holds x[n, c, ih, iw], or 0 where
-// (ih, iw) falls in the padding. The G groups of one image are one batched gemm call.
-// A 1x1 stride-1 unpadded conv skips im2col: x[n] (C, H*W) already is col[n].
+// (ih, iw) falls in the padding.
+//
+// Direct path (stride 1, Kc <= 512, Cog >= 6, whole images per thread): col is never built.
+// The image is copied once into its zero-padded frame xp (C, Hp, Wp); at the wide index
+// q = oh*Wp + ow, tap (c, kh, kw) reads xp[c*Hp*Wp + kh*dh*Wp + kw*dw + q], so a run of
+// consecutive q is one contiguous run of xp (the row of col, shifted). A register tile of
+// 6 channels x 2 vectors of q sums the taps in order; columns ow >= OW of the wide output are
+// computed and dropped. backward_input at stride 1 is this forward conv of grad_y padded by
+// (K-1)*dil - pad with the weights flipped and transposed per group. backward_weight takes it
+// only while the dropped columns cost under a quarter of P (LeNet conv1, not conv2): it dots
+// zero-filled wide grad_y rows with the shifted xp runs, in per-lane partial sums kept across
+// images. Where x or w hold inf or NaN, the zero padding / zero-filled columns multiplied in
+// can turn an inf result into NaN or spread a NaN to more entries than the gemm path does.
+// Otherwise im2col + gemm: the G groups of one image are one batched gemm call; a 1x1 stride-1
+// unpadded conv skips im2col (x[n] (C, H*W) already is col[n]).
 //
 // Threads: with at least as many images as OpenMP threads, each thread takes whole images with
-// its own column buffer (one scratch block allocated before the parallel region, so a failed
-// allocation raises instead of terminating); the gemm inside runs single-threaded (it checks
-// omp_in_parallel). backward_weight then gives each thread a private grad_w, summed in thread
-// order at the end (deterministic for a given thread count). With fewer images than threads
-// (N == 1 at inference), images run in turn and im2col/col2im and the gemm parallelise instead.
+// its own scratch (one block allocated before the parallel region, so a failed allocation
+// raises instead of terminating); the gemm inside runs single-threaded (it checks
+// omp_in_parallel). backward_weight gives each thread a private grad_w (or lane partial sums),
+// summed in thread order at the end (deterministic for a given thread count). With fewer images
+// than threads (N == 1 at inference), images run in turn and im2col/col2im and the gemm
+// parallelise instead.
 //
 // Layout and preconditions (checked in csrc/bindings/ops_conv.cpp): all tensors C-contiguous;
 // every size >= 1; C and C_out divisible by groups; OH, OW as in kernel_args.h and >= 1.
 // Every output (y, grad_x, grad_w, grad_bias) is overwritten.
 //
 // Tested: pytest tests/kernels/test_conv_kernels.py (NumPy float64 oracle on every ISA, float32
-// and float64, plus an integer-exact case). Bound: 2*N*C_out*Kc*P flops at the gemm's rate;
-// im2col writes Kc*P*G elements per image, small next to the gemm once C_out/G >> 1.
+// and float64, integer-exact cases at 1 and 4 threads, cases for each direct-path kernel).
+// Measured (float32, AVX-512, 2 threads, batch 64, us, gemm path -> direct path): LeNet conv1
+// forward 313 -> 125, backward_weight 584 -> 260; conv2 forward 559 -> 278, backward_input
+// 532 -> 380; conv2 backward_weight stays on the gemm path (direct measured 650 vs 620).
+// Bound: 2*N*C_out*Kc*P flops (direct: Qpad/P more, the dropped columns).
 #include <omp.h>
 
 #include <algorithm>
@@ -218,12 +236,278 @@ T sum_row(const T* __restrict row, int64_t n) {
   return total;
 }
 
+// ---- Direct path (stride 1, small Kc): implicit im2col over a padded copy of the image ----
+
+// Width of one vector register of this ISA copy, bytes.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+// Register tile of the direct path: MR output channels x NR output positions (two vectors),
+// 12 accumulators as in the gemm micro-kernel.
+template <class T>
+struct DirectTile {
+  static constexpr int MR = 6;
+  static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(T));
+};
+
+// Above this reduction length the gemm's cache blocking beats re-reading the taps per tile.
+constexpr int64_t kDirectMaxKc = 512;
+
+// Geometry of the direct path. x_n is copied into xp (C, Hp, Wp) with its zero padding; the
+// output position (oh, ow) becomes the wide index q = oh*Wp + ow, and tap (c, kh, kw) of it
+// reads xp[c*plane + q + kh*dh*Wp + kw*dw]. So each tap feeds a tile of NR consecutive q from
+// one contiguous run of xp, like a row of col. Wide columns ow >= OW and q >= OH*Wp are junk:
+// computed from in-buffer values, never stored.
+struct DirectPlan {
+  int64_t Hp, Wp, plane;     // padded image (Hp, Wp), plane = Hp*Wp
+  int64_t Qpad;              // OH*Wp rounded up to NR: the wide positions computed
+  int64_t xp_size;           // C*plane + slack: the last tile's junk reads stay inside
+  int64_t nblk;              // ceil(Cog / MR): row blocks of packed weights per group
+  // (Kc): tap (c, kh, kw) -> c*plane + kh*dh*Wp + kw*dw. A plain array, not std::vector:
+  // vector's out-of-line growth code would be a weak symbol shared across ISA copies
+  // (cmake/check_isa_symbols.py).
+  std::unique_ptr<int64_t[]> off;
+};
+
+template <class T>
+DirectPlan direct_plan(const Conv2dShape& s, const ConvDims& d) {
+  constexpr int MR = DirectTile<T>::MR, NR = DirectTile<T>::NR;
+  DirectPlan p;
+  p.Hp = s.H + 2 * s.pad_h;
+  p.Wp = s.W + 2 * s.pad_w;
+  p.plane = p.Hp * p.Wp;
+  p.Qpad = (s.OH * p.Wp + NR - 1) / NR * NR;
+  // Largest read: (C-1)*plane + (KH-1)*dh*Wp + (KW-1)*dw + Qpad-1, and OH*Wp + (KH-1)*dh*Wp
+  // = plane, Qpad <= OH*Wp + NR - 1.
+  p.xp_size = s.C * p.plane + (s.KW - 1) * s.dil_w + NR;
+  p.nblk = (d.Cog + MR - 1) / MR;
+  p.off.reset(new int64_t[d.Kc]);
+  for (int64_t c = 0; c < d.Cg; ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw)
+        p.off[(c * s.KH + kh) * s.KW + kw] = c * p.plane + kh * s.dil_h * p.Wp + kw * s.dil_w;
+  return p;
+}
+
+// Stride 1, not 1x1 (that one needs no im2col), short reduction, at least one full row block
+// of output channels per group (fewer leave most of the tile idle), whole images per thread.
+template <class T>
+bool use_direct(const Conv2dShape& s, const ConvDims& d) {
+  return !d.direct && s.stride_h == 1 && s.stride_w == 1 && d.Kc <= kDirectMaxKc &&
+         d.Cog >= DirectTile<T>::MR && parallel_over_images(s);
+}
+
+// packed (G, nblk, Kc, MR) := weight(g, row, t) for row < Cog, zero for the rows past Cog of
+// the last block: MR consecutive values per tap, as the micro-kernel broadcasts them.
+template <class T, class Weight>
+std::unique_ptr<T[]> pack_weights(const ConvDims& d, const DirectPlan& p, Weight weight) {
+  constexpr int MR = DirectTile<T>::MR;
+  std::unique_ptr<T[]> packed(new T[d.G * p.nblk * d.Kc * MR]);  // (G, nblk, Kc, MR)
+  for (int64_t g = 0; g < d.G; ++g)
+    for (int64_t blk = 0; blk < p.nblk; ++blk) {
+      T* __restrict panel = packed.get() + (g * p.nblk + blk) * d.Kc * MR;  // (Kc, MR)
+      for (int64_t t = 0; t < d.Kc; ++t)
+        for (int i = 0; i < MR; ++i) {
+          const int64_t row = blk * MR + i;
+          panel[t * MR + i] = row < d.Cog ? weight(g, row, t) : T(0);
+        }
+    }
+  return packed;
+}
+
+// xp (C, Hp, Wp) := x_n (C, H, W) surrounded by its zero padding; the slack past C*plane is 0.
+template <class T>
+void pad_image(const Conv2dShape& s, const DirectPlan& p, const T* __restrict x_n,
+               T* __restrict xp) {
+  std::fill(xp, xp + p.xp_size, T(0));
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t h = 0; h < s.H; ++h) {
+      const T* __restrict src = x_n + (c * s.H + h) * s.W;                       // (W)
+      T* __restrict dst = xp + c * p.plane + (h + s.pad_h) * p.Wp + s.pad_w;  // (W)
+      std::copy(src, src + s.W, dst);
+    }
+}
+
+// out[i, j] := sum_t a[t, i] * xq[off[t] + j] for i < m, j < NR (the sum in order t = 0, 1, ...).
+// a (taps, MR) packed weights, xq the padded image at the tile's first position, out (m, ldo).
+template <class T>
+void direct_tile(int64_t taps, const int64_t* __restrict off, const T* __restrict a,
+                 const T* __restrict xq, T* __restrict out, int64_t ldo, int64_t m) {
+  constexpr int MR = DirectTile<T>::MR, NR = DirectTile<T>::NR;
+  T acc[MR][NR] = {};
+  for (int64_t t = 0; t < taps; ++t, a += MR) {
+    const T* __restrict b = xq + off[t];  // (NR)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma omp simd
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    }
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    T* __restrict row = out + i * ldo;  // (NR)
+    for (int j = 0; j < NR; ++j) row[j] = acc[i][j];
+  }
+}
+
+// y_n (C_out, OH, OW) := conv of one image x_n (C, H, W) (+ bias) on the direct path.
+// packed (G, nblk, Kc, MR) from pack_weights; xp (xp_size) and yw (C_out, Qpad) are scratch.
+template <class T>
+void forward_image_direct(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p,
+                          const T* x_n, const T* packed, const T* bias, T* y_n, T* xp, T* yw) {
+  constexpr int MR = DirectTile<T>::MR, NR = DirectTile<T>::NR;
+  pad_image(s, p, x_n, xp);
+  for (int64_t g = 0; g < d.G; ++g)
+    for (int64_t blk = 0; blk < p.nblk; ++blk) {
+      const T* a = packed + (g * p.nblk + blk) * d.Kc * MR;  // (Kc, MR)
+      const T* xg = xp + g * d.Cg * p.plane;                 // (Cg, Hp, Wp) of group g
+      T* out = yw + (g * d.Cog + blk * MR) * p.Qpad;         // (m, Qpad)
+      const int64_t m = std::min<int64_t>(MR, d.Cog - blk * MR);
+      for (int64_t q0 = 0; q0 < p.Qpad; q0 += NR)
+        direct_tile(d.Kc, p.off.get(), a, xg + q0, out + q0, p.Qpad, m);
+    }
+  for (int64_t co = 0; co < s.C_out; ++co) {
+    const T b = bias ? bias[co] : T(0);
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const T* __restrict src = yw + co * p.Qpad + oh * p.Wp;  // (OW)
+      T* __restrict dst = y_n + (co * s.OH + oh) * s.OW;       // (OW)
+      if (bias) {
+        for (int64_t ow = 0; ow < s.OW; ++ow) dst[ow] = src[ow] + b;
+      } else {
+        std::copy(src, src + s.OW, dst);
+      }
+    }
+  }
+}
+
+// y (N, C_out, OH, OW) := conv of x (N, C, H, W) on the direct path, whole images per thread.
+// packed (G, nblk, Kc, MR): the weights as pack_weights lays them out.
+template <class T>
+void forward_direct(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p, const T* x,
+                    const T* packed, const T* bias, T* y) {
+  const int64_t per_thread = p.xp_size + s.C_out * p.Qpad;
+  std::unique_ptr<T[]> scratch(new T[omp_get_max_threads() * per_thread]);
+#pragma omp parallel
+  {
+    T* xp = scratch.get() + omp_get_thread_num() * per_thread;  // (xp_size)
+    T* yw = xp + p.xp_size;                                     // (C_out, Qpad)
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.N; ++n)
+      forward_image_direct(s, d, p, x + n * s.C * d.HW, packed, bias, y + n * s.C_out * d.P, xp,
+                           yw);
+  }
+}
+
+// Register tile of the direct backward_weight: WR output channels x WT taps, each one vector
+// of L lanes summed over positions (12 accumulators, 8 loads per 12 FMAs).
+template <class T>
+struct WeightTile {
+  static constexpr int WR = 2, WT = 6;
+  static constexpr int L = kVectorBytes / static_cast<int>(sizeof(T));
+};
+
+// part[i, t, j] += sum_{q = j mod L} gyw[i, q] * xq[off[t] + q] for i < m, t < nt, lane j < L,
+// q < Qpad (a multiple of L). gyw (m, Qpad) wide grad_y rows, zero at junk positions; xq the
+// padded image of the group; part (m, ldp / L, L) lane partial sums, reduced over lanes only
+// once all images are in (a short Qpad would otherwise spend more on the reduction than on
+// the products). Each partial sum runs in order q = j, L + j, 2L + j, ...
+template <class T>
+void weight_tile(int64_t Qpad, const int64_t* off, const T* gyw, const T* xq, T* part,
+                 int64_t ldp, int64_t m, int64_t nt) {
+  constexpr int WR = WeightTile<T>::WR, WT = WeightTile<T>::WT, L = WeightTile<T>::L;
+  const T* rows[WR];  // WR x (Qpad); rows past m repeat the last one, their sums are dropped
+  const T* taps[WT];  // WT x (Qpad); likewise for taps past nt
+  T acc[WR][WT][L];
+  for (int i = 0; i < WR; ++i) {
+    const int64_t ic = std::min<int64_t>(i, m - 1);
+    rows[i] = gyw + ic * Qpad;
+    for (int t = 0; t < WT; ++t) {
+      const T* src = part + ic * ldp + std::min<int64_t>(t, nt - 1) * L;  // (L)
+      for (int j = 0; j < L; ++j) acc[i][t][j] = src[j];
+    }
+  }
+  for (int t = 0; t < WT; ++t) taps[t] = xq + off[std::min<int64_t>(t, nt - 1)];
+  for (int64_t q0 = 0; q0 < Qpad; q0 += L) {
+#pragma GCC unroll 16
+    for (int i = 0; i < WR; ++i) {
+#pragma GCC unroll 16
+      for (int t = 0; t < WT; ++t) {
+#pragma omp simd
+        for (int j = 0; j < L; ++j) acc[i][t][j] += rows[i][q0 + j] * taps[t][q0 + j];
+      }
+    }
+  }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t t = 0; t < nt; ++t) {
+      T* dst = part + i * ldp + t * L;  // (L)
+      for (int j = 0; j < L; ++j) dst[j] = acc[i][t][j];
+    }
+}
+
+// grad_w (C_out, Kc) := sum_n grad_y[n] (C_out, P) @ col[n]^T on the direct path. Each thread
+// sums its images (in order) into private lane partial sums; then grad_w[i] adds, in thread
+// order, each thread's lanes in order: deterministic for a given thread count.
+template <class T>
+void backward_weight_direct(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p,
+                            const T* x, const T* grad_y, T* grad_w) {
+  constexpr int WR = WeightTile<T>::WR, WT = WeightTile<T>::WT, L = WeightTile<T>::L;
+  const int64_t w_size = s.C_out * d.Kc;
+  // Per thread: xp (xp_size), gyw (C_out, Qpad), partial sums (C_out, Kc, L).
+  const int64_t per_thread = p.xp_size + s.C_out * p.Qpad + w_size * L;
+  std::unique_ptr<T[]> scratch(new T[omp_get_max_threads() * per_thread]);
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads();
+    T* xp = scratch.get() + omp_get_thread_num() * per_thread;  // (xp_size)
+    T* gyw = xp + p.xp_size;                                    // (C_out, Qpad)
+    T* part = gyw + s.C_out * p.Qpad;                           // (C_out, Kc, L)
+    std::fill(gyw, gyw + s.C_out * p.Qpad + w_size * L, T(0));  // junk of gyw stays 0
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.N; ++n) {
+      pad_image(s, p, x + n * s.C * d.HW, xp);
+      for (int64_t co = 0; co < s.C_out; ++co)
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+          const T* src = grad_y + ((n * s.C_out + co) * s.OH + oh) * s.OW;  // (OW)
+          std::copy(src, src + s.OW, gyw + co * p.Qpad + oh * p.Wp);
+        }
+      for (int64_t g = 0; g < d.G; ++g)
+        for (int64_t co = 0; co < d.Cog; co += WR)
+          for (int64_t t = 0; t < d.Kc; t += WT)
+            weight_tile(p.Qpad, p.off.get() + t, gyw + (g * d.Cog + co) * p.Qpad,
+                        xp + g * d.Cg * p.plane, part + ((g * d.Cog + co) * d.Kc + t) * L,
+                        d.Kc * L, std::min<int64_t>(WR, d.Cog - co), std::min<int64_t>(WT, d.Kc - t));
+    }
+    // The implicit barrier above makes every thread's partial sums complete.
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < w_size; ++i) {
+      T acc = 0;
+      for (int u = 0; u < threads; ++u) {
+        const T* lanes = scratch.get() + u * per_thread + per_thread - w_size * L + i * L;  // (L)
+        for (int j = 0; j < L; ++j) acc += lanes[j];
+      }
+      grad_w[i] = acc;
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   // x (N, C, H, W), w (C_out, Cg, KH, KW), bias (C_out) or null, y (N, C_out, OH, OW)
   const ConvDims d = dims_of(s);
+  if (use_direct<T>(s, d)) {
+    const DirectPlan p = direct_plan<T>(s, d);
+    const auto packed = pack_weights<T>(d, p, [&](int64_t g, int64_t row, int64_t t) {
+      return w[(g * d.Cog + row) * d.Kc + t];
+    });
+    forward_direct(s, d, p, x, packed.get(), bias, y);
+    return;
+  }
   const bool over_images = parallel_over_images(s);
   const int64_t team = over_images ? omp_get_max_threads() : 1;
   std::unique_ptr<T[]> scratch(d.direct ? nullptr : new T[team * d.col_size]);  // team x (G*Kc, P)
@@ -246,6 +530,24 @@ template <class T>
 void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T* grad_x) {
   // w (C_out, Cg, KH, KW), grad_y (N, C_out, OH, OW), grad_x (N, C, H, W)
   const ConvDims d = dims_of(s);
+  // At stride 1, grad_x is the forward conv of grad_y padded by (K-1)*dil - pad with the
+  // weights flipped in (kh, kw) and transposed per group: wt (C, Cog, KH, KW).
+  const Conv2dShape st{s.N,       s.C_out,   s.OH,   s.OW,   s.C,
+                       s.KH,      s.KW,      s.H,    s.W,    1,
+                       1,         (s.KH - 1) * s.dil_h - s.pad_h,
+                       (s.KW - 1) * s.dil_w - s.pad_w,       s.dil_h,
+                       s.dil_w,   s.groups};
+  const ConvDims dt = dims_of(st);
+  if (s.stride_h == 1 && s.stride_w == 1 && st.pad_h >= 0 && st.pad_w >= 0 && use_direct<T>(st, dt)) {
+    const DirectPlan p = direct_plan<T>(st, dt);
+    const int64_t taps = s.KH * s.KW;
+    const auto packed = pack_weights<T>(dt, p, [&](int64_t g, int64_t c, int64_t t) {
+      const int64_t co = t / taps, k = taps - 1 - t % taps;  // k: tap (KH-1-kh, KW-1-kw)
+      return w[((g * d.Cog + co) * d.Cg + c) * taps + k];
+    });
+    forward_direct(st, dt, p, grad_y, packed.get(), static_cast<const T*>(nullptr), grad_x);
+    return;
+  }
   const bool over_images = parallel_over_images(s);
   const int64_t team = over_images ? omp_get_max_threads() : 1;
   std::unique_ptr<T[]> scratch(d.direct ? nullptr : new T[team * d.col_size]);  // team x (G*Kc, P)
@@ -274,7 +576,13 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
   const int64_t w_size = s.C_out * d.Kc;
   const bool over_images = parallel_over_images(s);
 
-  if (!over_images) {
+  // The direct backward_weight multiplies the junk positions too and, unlike forward, pays
+  // for them in every image: measured slower than the gemm path once they exceed a quarter of
+  // P (LeNet conv2: Qpad 160 for P 100).
+  const DirectPlan p = direct_plan<T>(s, d);
+  if (use_direct<T>(s, d) && 4 * p.Qpad <= 5 * d.P) {
+    backward_weight_direct(s, d, p, x, grad_y, grad_w);
+  } else if (!over_images) {
     std::unique_ptr<T[]> col(d.direct ? nullptr : new T[d.col_size]);  // (G*Kc, P)
     for (int64_t n = 0; n < s.N; ++n)
       backward_weight_image(s, d, x + n * s.C * d.HW, grad_y + n * s.C_out * d.P, grad_w,
