@@ -13,10 +13,18 @@ set(DLCORE_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
 set(DLCORE_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
     -mprefer-vector-width=512)
 
-file(GLOB DLCORE_CPU_SOURCES CONFIGURE_DEPENDS csrc/cpu/*.cpp csrc/cpu/ref/*.cpp)
+#
+# A file whose name ends in _avx2.cpp or _avx512.cpp (hand-written intrinsics, e.g. the GEMM
+# micro-kernels in csrc/cpu/gemm/) is compiled only into that ISA's library, with its flags;
+# every other CPU source goes into all three.
+file(GLOB DLCORE_CPU_SOURCES CONFIGURE_DEPENDS csrc/cpu/*.cpp csrc/cpu/ref/*.cpp csrc/cpu/gemm/*.cpp)
+set(DLCORE_CPU_SOURCES_all ${DLCORE_CPU_SOURCES})
+list(FILTER DLCORE_CPU_SOURCES_all EXCLUDE REGEX "_(avx2|avx512)\\.cpp$")
 set(DLCORE_ISA_LIBRARIES "")
 foreach(isa generic avx2 avx512)
-  add_library(dlcore_cpu_${isa} OBJECT ${DLCORE_CPU_SOURCES})
+  set(isa_sources ${DLCORE_CPU_SOURCES})
+  list(FILTER isa_sources INCLUDE REGEX "_${isa}\\.cpp$")
+  add_library(dlcore_cpu_${isa} OBJECT ${DLCORE_CPU_SOURCES_all} ${isa_sources})
   target_include_directories(dlcore_cpu_${isa} PRIVATE ${CMAKE_SOURCE_DIR}/csrc)
   target_compile_definitions(dlcore_cpu_${isa} PRIVATE DLCORE_ISA=${isa})
   target_compile_options(dlcore_cpu_${isa} PRIVATE -O3 -fno-math-errno -Wall -Wextra ${DLCORE_ISA_FLAGS_${isa}})

@@ -64,9 +64,9 @@ def test_every_small_size(isa, rng, dtype):
             check_gemm(rng, M, N, K, dtype, what=isa)
 
 
-# Around the register tile (MR = 6; NR = 8 / 16 / 32 floats or 4 / 8 / 16 doubles per ISA),
-# the depth block (KC = 128 / 256 / 384), the row block (MC = 96) and the column block
-# (NC = 2728 .. 8192 columns), plus primes.
+# Around the register tile (MR = 6; NR = 8 / 16 / 64 floats or 4 / 8 / 32 doubles per ISA),
+# the depth block (KC = 256), the row block (MC = 192) and the column block
+# (NC = 2048 .. 4096 columns), plus primes.
 TILE_SHAPES = [
     (5, 7, 33), (6, 8, 64), (7, 9, 65), (11, 15, 16), (12, 16, 17), (13, 17, 31),
     (6, 32, 128), (7, 33, 129), (5, 31, 257), (18, 63, 385), (67, 131, 67), (97, 65, 130),
@@ -78,6 +78,53 @@ TILE_SHAPES = [
 def test_tile_edges(isa, rng, dtype):
     for M, N, K in TILE_SHAPES:
         check_gemm(rng, M, N, K, dtype, what=isa)
+
+
+TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_size_to_70(isa, rng, dtype):
+    """Each of M, N, K over 1..70 with the other two fixed at sizes that are not tile multiples;
+    the four transposes and two alpha/beta cases take turns."""
+    for s in range(1, 71):
+        ta, tb = TRANSPOSES[s % 4]
+        alpha, beta, with_c = (0.75, -1.25, True) if s % 3 == 0 else (1.0, 0.0, False)
+        for M, N, K in [(s, 37, 23), (13, s, 29), (11, 67, s)]:
+            check_gemm(rng, M, N, K, dtype, ta, tb, alpha, beta, with_c, what=f"{isa} sweep")
+
+
+# MR - 1, MR, MR + 1 of every ISA's tile (MR = 6) and NR - 1, NR, NR + 1 of every float and
+# double tile (NR = 4, 8, 16, 32, 64), crossed, at a depth below and one past KC = 256.
+NEAR_MR = [5, 6, 7, 13]
+NEAR_NR = [3, 5, 7, 9, 15, 17, 31, 32, 33, 63, 64, 65]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+def test_near_tile_sizes(isa, rng, dtype, trans_a, trans_b):
+    for i, M in enumerate(NEAR_MR):
+        for j, N in enumerate(NEAR_NR):
+            K = 257 if (i + j) % 3 == 0 else 61
+            with_c = (i + j) % 2 == 0
+            check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=-0.5, beta=2.0 if with_c else 0.0,
+                       with_c=with_c, what=f"{isa} near tile")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+def test_leading_dims_larger(isa, rng, dtype, trans_a, trans_b):
+    """Operands that are column slices of wider arrays (lda, ldb > row width), on the unpacked,
+    dot-product (few rows, B transposed) and blocked paths."""
+    for M, N, K in [(3, 5, 4), (6, 25, 784), (8, 70, 300), (45, 131, 260)]:
+        a_shape = (K, M) if trans_a else (M, K)
+        b_shape = (N, K) if trans_b else (K, N)
+        A = rng.standard_normal((a_shape[0], a_shape[1] + 9)).astype(dtype)[:, 4:4 + a_shape[1]]
+        B = rng.standard_normal((b_shape[0], b_shape[1] + 13)).astype(dtype)[:, :b_shape[1]]
+        C = rng.standard_normal((M, N)).astype(dtype)
+        ref, abs_ref = reference(A, B, C, trans_a, trans_b, 1.5, -0.5)
+        out = _C.gemm(A, B, C.copy(), trans_a=trans_a, trans_b=trans_b, alpha=1.5, beta=-0.5)
+        assert_close_reduction(out, ref, abs_ref, K, dtype, what=f"{isa} ld M={M} N={N} K={K} ta={trans_a} tb={trans_b}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -103,7 +150,8 @@ def test_thin_shapes(isa, rng, dtype, trans_a, trans_b):
 def test_integer_exact(isa, rng, dtype):
     """Small integers: every partial sum is exact, so any indexing slip shows bitwise."""
     for M, N, K, ta, tb in [(1, 1, 1, False, False), (7, 33, 129, False, True), (67, 131, 300, True, False),
-                            (100, 70, 513, True, True), (6, 16, 1, False, False)]:
+                            (100, 70, 513, True, True), (6, 16, 1, False, False), (6, 25, 784, False, True),
+                            (8, 65, 257, True, True), (9, 63, 255, False, True), (13, 129, 520, False, False)]:
         A = rng.integers(-4, 5, (K, M) if ta else (M, K)).astype(dtype)
         B = rng.integers(-4, 5, (N, K) if tb else (K, N)).astype(dtype)
         C = rng.integers(-4, 5, (M, N)).astype(dtype)

@@ -1,5 +1,6 @@
-// gemm: the portable GEMM driver (cache blocking, packing, threads) with a plain-C++
-// register-tile micro-kernel that GCC vectorises with this copy's ISA flags.
+// gemm: the portable GEMM driver (cache blocking, packing, threads) around the register-tile
+// micro-kernel of this ISA copy (csrc/cpu/gemm/ukernels.h: intrinsics on AVX2 / AVX-512, a
+// plain-C++ tile that GCC vectorises on generic x86-64). Design notes: csrc/cpu/gemm/README.md.
 //
 // Math:   C[b] := alpha * op(A[b]) * op(B[b]) + beta * C[b],  b < batch,
 //         op(A) (M, K), op(B) (K, N), C (M, N), all row-major with row strides lda/ldb/ldc.
@@ -16,19 +17,19 @@
 //         into NR-wide panels; loop ic over MC rows, pack op(A)[ic, pc] into MR-tall panels;
 //         then every MR x NR tile of C is one micro-kernel call over the packed panels. Packing
 //         makes all four transpose combinations look the same to the micro-kernel.
-//         Small or thin problems (under 16^3 multiply-adds, M == 1, N < NR / 4) skip packing
-//         and run as row updates (axpy) or dot products.
+//         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
+//         transposed with M <= 8) skip packing and run as row updates (axpy) or dot products.
 // Threads: one OpenMP region splits C into a grid of nearly square blocks (one per thread,
 //         aligned to the tile), each run by its own blocked loops and pack buffers; batched GEMMs
 //         with many matrices split the batch instead. Problems under 96^3 stay single-threaded,
 //         and so does a call made from inside another parallel region.
 // Tested: tests/kernels/test_gemm_kernels.py (NumPy float64 oracle, K-scaled tolerance,
-//         integer-exact case, sizes 1..20 and around the tile, all transposes, alpha/beta,
-//         broadcast batches, strided views). Timed against NumPy (OpenBLAS) with the script in
-//         that file's docstring.
+//         integer-exact case, every size 1..70 in M, N, K, MR/NR +- 1 of every tile, all
+//         transposes, alpha/beta, leading dimensions past the width, broadcast batches, each ISA).
+//         Timed against NumPy (OpenBLAS) with the script in that file's docstring.
 // Bound: one Zen 4 core peaks near 32 float / 16 double flops per cycle (two 256-bit FMA
-//         pipes), ~118 / 59 GFLOP/s at 3.7 GHz. Measured on one core (AVX-512 copy), this path
-//         runs at 85-100 % of OpenBLAS: 100-107 GFLOP/s float, 44-52 double on 256^3..1024^3.
+//         pipes), ~118 / 59 GFLOP/s at 3.7 GHz. Measured on one core (AVX-512 copy, 6x64 tile):
+//         float 109-111 GFLOP/s on 256^3..1024^3 (OpenBLAS 102-107), 104 at 2048^3 (104).
 #include <omp.h>
 
 #include <algorithm>
@@ -36,47 +37,29 @@
 #include <cstdlib>
 #include <memory>
 
+#include "cpu/gemm/ukernels.h"
 #include "cpu/kernels.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 
 namespace {
 
-// Width of one vector register of this ISA copy, bytes.
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-
-// Register tile MR x NR. NR is two vector registers wide, so a row of the tile is two
-// vector FMAs against one broadcast of A; MR = 6 rows give 12 accumulators, which with the
-// two B vectors and the broadcast fit the 16 registers of SSE2/AVX2 and hide the 4-cycle
-// FMA latency (12 independent chains >= 2 pipes x 4 cycles). float: 6x8 SSE2, 6x16 AVX2,
-// 6x32 AVX-512; double: half as wide.
 template <class T>
-struct Tile {
-  static constexpr int MR = 6;
-  static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(T));
-};
+using Tile = GemmTile<T>;
 
-// Cache blocks, in elements (sizes for Zen 4: L1d 32 KiB, L2 1 MiB per core, L3 32 MiB):
-//  KC: depth of one packed panel pair. The B micro-panel (KC x NR) is reused by every A
-//      micro-panel of the block and must stay in L1 beside the streaming A panel:
-//      KC * NR * sizeof(T) = 24 KiB, i.e. KC = 192 (AVX-512), 384 (AVX2, and SSE2 capped at
-//      384). Measured: 16 KiB (KC = 128) was 5-10 % slower on AVX-512, 32 KiB mixed. The
-//      depth is then split into equal blocks of at most KC.
+// Cache blocks, in elements (Zen 4: L1d 32 KiB, L2 1 MiB per core, L3 32 MiB shared; see
+// README.md for the measurements):
+//  KC: depth of one packed panel pair. KC = 256 keeps the A micro-panel (MR x KC, 6 KiB for
+//      6 floats) in L1 and the B micro-panel (KC x NR, 16-64 KiB) in L1/L2; the depth is split
+//      into equal blocks of at most KC.
 //  MC: rows of the packed A block (MC x KC), reused across all NC columns, kept in L2:
-//      MC = 192 gives 144 KiB (float AVX-512) to 576 KiB (double AVX2), under the 1 MiB L2
-//      with room for the B panels passing through; 96 measured 2-5 % slower.
+//      ~192 rows (rounded to MR) give 192-384 KiB, under the 1 MiB L2 with room for B.
 //  NC: columns of the packed B block (KC x NC), reused across all MC blocks, kept in L3:
 //      KC * NC * sizeof(T) = 4 MiB per thread, so two threads use a quarter of L3.
 template <class T>
 struct Blocks {
-  static constexpr int64_t KC = std::min<int64_t>(384, 24576 / (Tile<T>::NR * sizeof(T)));
-  static constexpr int64_t MC = 192;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = 192 / Tile<T>::MR * Tile<T>::MR;
   static constexpr int64_t NC = (4 << 20) / (KC * sizeof(T)) / Tile<T>::NR * Tile<T>::NR;
   static_assert(MC % Tile<T>::MR == 0 && NC % Tile<T>::NR == 0, "blocks hold whole tiles");
 };
@@ -85,6 +68,8 @@ struct Blocks {
 // (near 16^3 both paths take ~1.5 us on Zen 4, mostly call overhead; above it packing wins,
 // e.g. 31^3 runs 3x faster packed).
 constexpr double kSmallWork = 16.0 * 16.0 * 16.0;
+// B transposed and at most this many rows of C: dot products instead of packing.
+constexpr int64_t kDotsMaxRows = 8;
 // Below this many multiply-adds in the whole call, threads cost more than they save
 // (an OpenMP fork/join is a few microseconds; 96^3 is ~20 us of one core's work).
 constexpr double kParallelWork = 96.0 * 96.0 * 96.0;
@@ -151,37 +136,58 @@ void gemm_axpy(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t i0, i
 }
 
 // Unpacked rows [i0, i1) of C as dot products of contiguous length-K rows of op(A) and
-// op(B)^T: C[i, j] := alpha * <op(A)[i, :], op(B)[:, j]> + beta * C[i, j]. A transposed A
-// row or an untransposed B is first copied into a contiguous scratch row / (N, K) block.
-// `omp simd reduction` lets GCC vectorise the sum (it may reassociate it, which the
-// K-scaled tolerance allows).
+// op(B)^T: C[i, j] := alpha * <op(A)[i, :], op(B)[:, j]> + beta * C[i, j]. Transposed A rows
+// or an untransposed B are first copied into contiguous scratch blocks. Four columns x two
+// rows of C at a time: 8 independent sums hide the FMA latency and each vector of A and B
+// loaded feeds 4 or 2 FMAs. Columns outer, rows inner: the four B rows (4 x K) stay in L1
+// while the A rows stream from L2. `omp simd reduction` lets GCC vectorise the sums (it may
+// reassociate them, which the K-scaled tolerance allows).
 template <class T>
 void gemm_dots(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t i0, int64_t i1) {
+  const int64_t K = g.K;
   const T* bt = B;  // op(B)^T (N, K), row stride ldbt
   int64_t ldbt = g.ldb;
   if (!g.trans_b) {
-    T* buf = scratch<T>(1, g.N * g.K);  // (N, K)
+    T* buf = scratch<T>(1, g.N * K);  // (N, K)
     if (!buf) return gemm_axpy(g, A, B, C, i0, i1);
-    for (int64_t p = 0; p < g.K; ++p)
-      for (int64_t j = 0; j < g.N; ++j) buf[j * g.K + p] = B[p * g.ldb + j];
+    for (int64_t p = 0; p < K; ++p)
+      for (int64_t j = 0; j < g.N; ++j) buf[j * K + p] = B[p * g.ldb + j];
     bt = buf;
-    ldbt = g.K;
+    ldbt = K;
   }
-  T* a_row = g.trans_a ? scratch<T>(0, g.K) : nullptr;  // (K)
-  if (g.trans_a && !a_row) return gemm_axpy(g, A, B, C, i0, i1);
-  for (int64_t i = i0; i < i1; ++i) {
-    const T* __restrict a = A + i * g.lda;  // (K)
-    if (g.trans_a) {
-      for (int64_t p = 0; p < g.K; ++p) a_row[p] = A[p * g.lda + i];
-      a = a_row;
-    }
-    T* __restrict c = C + i * g.ldc;  // (N)
-    for (int64_t j = 0; j < g.N; ++j) {
-      const T* __restrict b = bt + j * ldbt;  // (K)
-      T acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t p = 0; p < g.K; ++p) acc += a[p] * b[p];
-      c[j] = g.beta == T(0) ? g.alpha * acc : g.alpha * acc + g.beta * c[j];
+  const T* a = A + i0 * g.lda;  // op(A)[i0 : i1, :] (i1 - i0, K), row stride lda_rows
+  int64_t lda_rows = g.lda;
+  if (g.trans_a) {
+    T* buf = scratch<T>(0, (i1 - i0) * K);  // (i1 - i0, K)
+    if (!buf) return gemm_axpy(g, A, B, C, i0, i1);
+    for (int64_t p = 0; p < K; ++p)
+      for (int64_t i = i0; i < i1; ++i) buf[(i - i0) * K + p] = A[p * g.lda + i];
+    a = buf;
+    lda_rows = K;
+  }
+  for (int64_t j = 0; j < g.N; j += 4) {
+    const int cols = static_cast<int>(std::min<int64_t>(4, g.N - j));
+    const T* b0 = bt + j * ldbt;                             // (K)
+    const T* b1 = bt + (j + std::min(1, cols - 1)) * ldbt;  // (K), repeats the last column
+    const T* b2 = bt + (j + std::min(2, cols - 1)) * ldbt;  // (K)
+    const T* b3 = bt + (j + std::min(3, cols - 1)) * ldbt;  // (K)
+    for (int64_t i = i0; i < i1; i += 2) {
+      const int rows = i + 1 < i1 ? 2 : 1;
+      const T* a0 = a + (i - i0) * lda_rows;           // (K)
+      const T* a1 = rows == 2 ? a0 + lda_rows : a0;    // (K)
+      T s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
+      for (int64_t p = 0; p < K; ++p) {
+        const T x0 = a0[p], x1 = a1[p];
+        s00 += x0 * b0[p], s01 += x0 * b1[p], s02 += x0 * b2[p], s03 += x0 * b3[p];
+        s10 += x1 * b0[p], s11 += x1 * b1[p], s12 += x1 * b2[p], s13 += x1 * b3[p];
+      }
+      const T sums[2][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}};
+      for (int r = 0; r < rows; ++r) {
+        T* c = C + (i + r) * g.ldc + j;  // (cols)
+        for (int q = 0; q < cols; ++q)
+          c[q] = g.beta == T(0) ? g.alpha * sums[r][q] : g.alpha * sums[r][q] + g.beta * c[q];
+      }
     }
   }
 }
@@ -234,53 +240,18 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
         }
       }
     } else {
-      for (int64_t j = 0; j < n; ++j) {
-        const T* __restrict b = B + (j0 + jr + j) * g.ldb + p0;  // (kc)
-        for (int64_t p = 0; p < kc; ++p) Bp[p * NR + j] = b[p];
+      // 64 rows of the panel at a time: the slab written (64 x NR) stays in L1 while every
+      // source row contributes one contiguous 64-element piece (measured: 16 and 32 are slower
+      // on 64x4096x1024, the full depth spills the slab out of L1).
+      for (int64_t pb = 0; pb < kc; pb += 64) {
+        const int64_t pe = std::min<int64_t>(kc, pb + 64);
+        for (int64_t j = 0; j < n; ++j) {
+          const T* __restrict b = B + (j0 + jr + j) * g.ldb + p0;  // (kc)
+          for (int64_t p = pb; p < pe; ++p) Bp[p * NR + j] = b[p];
+        }
       }
       for (int64_t j = n; j < NR; ++j)
         for (int64_t p = 0; p < kc; ++p) Bp[p * NR + j] = T(0);
-    }
-  }
-}
-
-// The micro-kernel. Assumptions: a is one packed A panel (kc, MR), b one packed B panel
-// (kc, NR), both zero-padded to the full tile; c points at the (m, n) corner of C to update,
-// m <= MR, n <= NR. The accumulator is a fixed-size local array, so at -O3 the p-loop body
-// becomes MR broadcasts and MR * NR / lanes vector FMAs on registers.
-// C[:m, :n] := alpha * acc + beta * C (beta == 0: C is not read).
-template <class T>
-void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                  int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  T acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
-    // Without these two hints GCC vectorises the double tiles across p with shuffles
-    // (measured 9 vs 58 GFLOP/s on one Zen 4 core); with them every ISA and type runs at
-    // 85-100 % of the core's FMA peak on L1-resident panels.
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-#pragma omp simd
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
-    }
-  }
-  if (m == MR && n == NR) {
-    for (int i = 0; i < MR; ++i) {
-      T* __restrict row = c + i * ldc;  // (NR)
-      if (beta == T(0)) {
-        for (int j = 0; j < NR; ++j) row[j] = alpha * acc[i][j];
-      } else {
-        for (int j = 0; j < NR; ++j) row[j] = alpha * acc[i][j] + beta * row[j];
-      }
-    }
-  } else {
-    for (int64_t i = 0; i < m; ++i) {
-      T* __restrict row = c + i * ldc;  // (n)
-      if (beta == T(0)) {
-        for (int64_t j = 0; j < n; ++j) row[j] = alpha * acc[i][j];
-      } else {
-        for (int64_t j = 0; j < n; ++j) row[j] = alpha * acc[i][j] + beta * row[j];
-      }
     }
   }
 }
@@ -315,7 +286,7 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
         pack_a(g, A, ic, mc, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
-            micro_kernel<T>(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr, g.ldc,
+            Tile<T>::kernel(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr, g.ldc,
                             std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr),
                             g.alpha, beta);
           }
@@ -329,9 +300,12 @@ template <class T>
 Path choose_path(const GemmArgs<T>& g) {
   if (g.K == 0) return Path::scale;
   // A tile NR wide wastes more than 3/4 of its work on N < NR / 4 columns; dot products win.
-  if (g.N < Tile<T>::NR / 4) return Path::dots;
+  if (g.N < std::min(Tile<T>::NR / 4, 8)) return Path::dots;
   if (g.M == 1 || static_cast<double>(g.M) * g.N * g.K < kSmallWork)
     return g.trans_b ? Path::dots : Path::axpy;
+  // With B transposed and few rows of C, packing B (a transpose of all N x K elements) costs
+  // more than the GEMM reuses it; dot products read both operands contiguously instead.
+  if (g.trans_b && g.M <= kDotsMaxRows) return Path::dots;
   return Path::blocked;
 }
 

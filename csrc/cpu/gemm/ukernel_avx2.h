@@ -1,0 +1,96 @@
+// The AVX2+FMA register tile shared by the sgemm/dgemm AVX2 micro-kernels: one template over
+// the element type, the rows MR and the vectors per row NV (NR = NV * lanes). Included only
+// from *_avx2.cpp files (compiled with the AVX2 flags, see cmake/isa.cmake).
+//
+// Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
+// a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
+// tile and b 32-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
+// Edges: the full tile is computed; rows past m are not stored and columns past n are masked
+// off the loads and stores (vmaskmov), so no byte outside C[:m, :n] is touched.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dlcore::cpu::DLCORE_ISA {
+
+template <class T>
+struct Ymm;
+
+template <>
+struct Ymm<float> {
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  // Lane l is active when l < left (a lane's mask is its sign bit).
+  static __m256i mask(int64_t left) {
+    const int64_t k = left < 0 ? 0 : left > kLanes ? kLanes : left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V maskload(const float* p, __m256i k) { return _mm256_maskload_ps(p, k); }
+  static void maskstore(float* p, __m256i k, V v) { _mm256_maskstore_ps(p, k, v); }
+};
+
+template <>
+struct Ymm<double> {
+  using V = __m256d;
+  static constexpr int kLanes = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(double x) { return _mm256_set1_pd(x); }
+  static V load(const double* p) { return _mm256_load_pd(p); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static __m256i mask(int64_t left) {
+    const int64_t k = left < 0 ? 0 : left > kLanes ? kLanes : left;
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V maskload(const double* p, __m256i k) { return _mm256_maskload_pd(p, k); }
+  static void maskstore(double* p, __m256i k, V v) { _mm256_maskstore_pd(p, k, v); }
+};
+
+// The MR x (NV * lanes) tile; MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
+template <class T, int MR, int NV>
+inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b,
+                              T* __restrict c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+  using Y = Ymm<T>;
+  using V = typename Y::V;
+  constexpr int L = Y::kLanes, NR = NV * L;
+  static_assert(MR * NV + NV + 1 <= 16, "the tile must fit the 16 ymm registers");
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = Y::zero();
+  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+    V bv[NV];  // row p of the B panel
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = Y::load(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = Y::set1(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = Y::fmadd(ai, bv[v], acc[i][v]);
+    }
+  }
+  __m256i mask[NV];  // the columns of each vector that lie inside n
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) mask[v] = Y::mask(n - v * L);
+  const V va = Y::set1(alpha), vb = Y::set1(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    T* row = c + i * ldc;  // (n)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      V r = Y::mul(va, acc[i][v]);
+      if (beta != T(0)) r = Y::fmadd(vb, Y::maskload(row + v * L, mask[v]), r);
+      Y::maskstore(row + v * L, mask[v], r);
+    }
+  }
+}
+
+}  // namespace dlcore::cpu::DLCORE_ISA

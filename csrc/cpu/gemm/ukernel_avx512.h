@@ -1,0 +1,96 @@
+// The AVX-512 register tile shared by the sgemm/dgemm AVX-512 micro-kernels: one template
+// over the element type, the rows MR and the vectors per row NV (NR = NV * lanes). Included
+// only from *_avx512.cpp files (compiled with the AVX-512 flags, see cmake/isa.cmake); each
+// of those files instantiates one tile under its own name.
+//
+// Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
+// a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
+// tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
+// Edges: the full tile is always computed on the padded panels; rows past m are not stored
+// and columns past n are masked off the loads and stores, so no byte outside C[:m, :n] is
+// touched.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dlcore::cpu::DLCORE_ISA {
+
+template <class T>
+struct Zmm;
+
+template <>
+struct Zmm<float> {
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V maskz_loadu(Mask k, const float* p) { return _mm512_maskz_loadu_ps(k, p); }
+  static void mask_storeu(float* p, Mask k, V v) { _mm512_mask_storeu_ps(p, k, v); }
+};
+
+template <>
+struct Zmm<double> {
+  using V = __m512d;
+  using Mask = __mmask8;
+  static constexpr int kLanes = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V set1(double x) { return _mm512_set1_pd(x); }
+  static V load(const double* p) { return _mm512_load_pd(p); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static V maskz_loadu(Mask k, const double* p) { return _mm512_maskz_loadu_pd(k, p); }
+  static void mask_storeu(double* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
+};
+
+// The MR x (NV * lanes) tile. The accumulators are a fixed array indexed only by
+// compile-time-unrolled loops, so GCC keeps all MR * NV of them in zmm registers
+// (MR * NV + NV + 1 <= 32).
+template <class T, int MR, int NV>
+inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b,
+                                T* __restrict c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+  using Z = Zmm<T>;
+  using V = typename Z::V;
+  constexpr int L = Z::kLanes, NR = NV * L;
+  static_assert(MR * NV + NV + 1 <= 32, "the tile must fit the 32 zmm registers");
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = Z::zero();
+  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+    V bv[NV];  // row p of the B panel
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = Z::load(b + v * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V ai = Z::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = Z::fmadd(ai, bv[v], acc[i][v]);
+    }
+  }
+  typename Z::Mask mask[NV];  // the columns of each vector that lie inside n
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = n - v * L;
+    mask[v] = left >= L ? typename Z::Mask(~0u) : left > 0 ? typename Z::Mask((1u << left) - 1) : typename Z::Mask(0);
+  }
+  const V va = Z::set1(alpha), vb = Z::set1(beta);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    T* row = c + i * ldc;  // (n)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      V r = Z::mul(va, acc[i][v]);
+      if (beta != T(0)) r = Z::fmadd(vb, Z::maskz_loadu(mask[v], row + v * L), r);
+      Z::mask_storeu(row + v * L, mask[v], r);
+    }
+  }
+}
+
+}  // namespace dlcore::cpu::DLCORE_ISA
