@@ -1,5 +1,6 @@
 // Bindings for the gemm family: _C.gemm(A, B, C=None, trans_a=False, trans_b=False,
-// alpha=1.0, beta=0.0) -> C, with C := alpha * op(A) @ op(B) + beta * C.
+// alpha=1.0, beta=0.0, bias=None, relu=False) -> C, with C := alpha * op(A) @ op(B) + beta * C
+// and then the fused epilogue C += bias (a C-contiguous (N,) array) and C = max(C, 0).
 //
 // A and B are 2-D matrices or 3-D batches of them. They need not be C-contiguous: each
 // matrix needs unit element stride in its last dim and a row stride >= that dim, so a
@@ -86,7 +87,7 @@ bool overlaps(const py::array& a, const py::array& b) {
 }
 
 py::array gemm(const py::array& A, const py::array& B, py::object C_obj, bool trans_a, bool trans_b,
-               double alpha, double beta) {
+               double alpha, double beta, py::object bias_obj, bool relu) {
   const FloatType ft = float_type(kOp, "A", A);
   check_same_dtype(kOp, "A", A, "B", B);
   const MatrixView a = matrix_view("A", A);
@@ -119,6 +120,16 @@ py::array gemm(const py::array& A, const py::array& B, py::object C_obj, bool tr
     if (!C.writeable()) value_error(kOp, ": C must be writeable");
     if (overlaps(C, A) || overlaps(C, B)) value_error(kOp, ": C must not overlap A or B");
   }
+  py::array bias;  // (N,) for the fused epilogue, or empty
+  const bool has_bias = !bias_obj.is_none();
+  if (has_bias) {
+    if (!py::isinstance<py::array>(bias_obj))
+      type_error(kOp, ": bias must be a numpy array or None, got ", py::str(py::type::of(bias_obj)).cast<std::string>());
+    bias = bias_obj.cast<py::array>();
+    check_same_dtype(kOp, "A", A, "bias", bias);
+    check_shape(kOp, "bias", bias, Shape{N});
+    check_contiguous(kOp, "bias", bias);
+  }
   if (M == 0 || N == 0 || batch == 0) return C;
 
   dispatch_float(ft, [&](auto t) {
@@ -141,6 +152,8 @@ py::array gemm(const py::array& A, const py::array& B, py::object C_obj, bool tr
     g.stride_a = a.batch == 1 ? 0 : a.batch_stride;
     g.stride_b = b.batch == 1 ? 0 : b.batch_stride;
     g.stride_c = M * N;
+    g.bias = has_bias ? cdata<T>(bias) : nullptr;  // (N)
+    g.relu = relu;
     auto* kernel = slot::gemm<T>();
     if (static_cast<double>(batch) * M * N * std::max<int64_t>(K, 1) >= 32768.0) {
       py::gil_scoped_release release;
@@ -157,7 +170,9 @@ py::array gemm(const py::array& A, const py::array& B, py::object C_obj, bool tr
 void bind_gemm(py::module_& m) {
   m.def("gemm", &gemm, py::arg("A"), py::arg("B"), py::arg("C") = py::none(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-        "C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays; returns C.");
+        py::arg("bias") = py::none(), py::arg("relu") = false,
+        "C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays, then the fused "
+        "epilogue C += bias (N,) per column and C = max(C, 0) if relu; returns C.");
 }
 
 }  // namespace dlcore::bind

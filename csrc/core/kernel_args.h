@@ -10,6 +10,9 @@ namespace dlcore {
 // op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
 // C is (M, N) with row stride ldc. beta == 0 overwrites C (NaNs in C do not leak).
 // Batch b reads A + b * stride_a, B + b * stride_b, C + b * stride_c (a stride may be 0).
+// Optional fused epilogue, applied once to the final C of each matrix (after alpha and beta):
+// C[i, j] += bias[j] when bias is set (N elements), then C = max(C, 0) when relu; so a Linear
+// layer (and Linear + ReLU) is one pass over C. Requires stride_c != 0 (matrices of their own).
 template <class T>
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
@@ -19,6 +22,8 @@ struct GemmArgs {
   const T* B = nullptr; int64_t ldb = 0;
   T* C = nullptr;       int64_t ldc = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+  const T* bias = nullptr;  // (N) or null
+  bool relu = false;
 };
 
 // Elementwise unary ops. alpha/beta: clamp min/max (use +-inf for "none"); pow exponent.

@@ -159,8 +159,10 @@ def gemm(
     trans_b: bool = False,
     alpha: float = 1.0,
     beta: float = 0.0,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
 ) -> np.ndarray:
-    """C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays; returns C."""
+    """C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays, then the fused epilogue C += bias (N,) per column and C = max(C, 0) if relu; returns C."""
 
 def get_num_threads() -> int: ...
 def isa_supported(name: str) -> bool: ...

@@ -231,6 +231,39 @@ def test_model_shapes(isa, rng, dtype):
         check_gemm(rng, M, N, K, dtype, ta, tb, what=f"{isa} model")
 
 
+# (M, N, K, trans_b) reaching each path of the driver: K == 0 (scale), small (axpy), thin N and
+# small transposed-B (dots), and the blocked micro-kernel path over several depth blocks.
+EPILOGUE_SHAPES = [(5, 7, 0, False), (3, 9, 5, False), (9, 3, 40, True), (6, 100, 33, True),
+                   (37, 131, 300, False), (70, 67, 600, True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M, N, K, trans_b", EPILOGUE_SHAPES)
+@pytest.mark.parametrize("with_bias, relu", [(True, False), (False, True), (True, True)])
+def test_fused_bias_relu_epilogue(isa, rng, dtype, M, N, K, trans_b, with_bias, relu):
+    A, B = make_operands(rng, M, N, K, dtype, False, trans_b)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype) if with_bias else None
+    ref, abs_ref = reference(A, B, C, False, trans_b, 0.5, 0.75)
+    if with_bias:
+        ref = ref + bias.astype(np.float64)
+        abs_ref = abs_ref + np.abs(bias.astype(np.float64))
+    if relu:
+        ref = np.maximum(ref, 0.0)
+    out = _C.gemm(A, B, C, trans_b=trans_b, alpha=0.5, beta=0.75, bias=bias, relu=relu)
+    if relu:
+        assert (out >= 0).all()
+    assert_close_reduction(out, ref, abs_ref, K + 2, dtype, what=f"gemm epilogue M={M} N={N} K={K} [{isa}]")
+
+
+def test_epilogue_bad_bias(rng):
+    A, B = make_operands(rng, 4, 5, 3, np.float32)
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\)"):
+        _C.gemm(A, B, bias=np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="bias"):
+        _C.gemm(A, B, bias=np.zeros(5, np.float64))
+
+
 def test_isas_agree(rng):
     """Every ISA's result stays within the K-scaled bound of the others'."""
     A, B = make_operands(rng, 77, 91, 300, np.float32)

@@ -11,7 +11,8 @@
 //         element addressed through the strides lies inside the caller's arrays; C overlaps
 //         neither A nor B.
 // Overwrite: beta == 0 overwrites C without reading it (NaNs in C do not leak); K == 0 gives
-//         C := beta * C. No element outside the M x N (x K) index space is ever read or written:
+//         C := beta * C. The optional epilogue (bias per column, ReLU) runs on each tile right
+//         after its last depth block, while the tile is in L1. No element outside the M x N (x K) index space is ever read or written:
 //         packing zero-pads edge panels instead of reading past the matrices.
 // Algorithm (BLIS / GotoBLAS): loop jc over NC columns, pc over KC depth, pack op(B)[pc, jc]
 //         into NR-wide panels; loop ic over MC rows, pack op(A)[ic, pc] into MR-tall panels;
@@ -115,6 +116,27 @@ void scale_c(int64_t m, int64_t n, T beta, T* C, int64_t ldc) {
   }
 }
 
+// Whether g asks for the fused epilogue (bias add and/or ReLU on the final C).
+template <class T>
+bool has_epilogue(const GemmArgs<T>& g) {
+  return g.bias != nullptr || g.relu;
+}
+
+// The fused epilogue on the block C (m, n) whose first column is column j0 of the matrix:
+// C[i, j] += bias[j0 + j], then max(C, 0). Called on tiles while they are still in L1.
+template <class T>
+void epilogue(const GemmArgs<T>& g, int64_t m, int64_t n, int64_t j0, T* C, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* __restrict c = C + i * ldc;  // (n)
+    if (g.bias) {
+      const T* __restrict b = g.bias + j0;  // (n)
+      for (int64_t j = 0; j < n; ++j) c[j] += b[j];
+    }
+    if (g.relu)
+      for (int64_t j = 0; j < n; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);  // NaN stays NaN
+  }
+}
+
 // Unpacked rows [i0, i1) of C for small problems, in axpy form: C is scaled once, then row i
 // gets alpha * op(A)[i, p] * op(B)[p, :] for each p, a contiguous vector update when B is
 // not transposed. Correct for every layout; also the fallback when no panel memory is left.
@@ -132,6 +154,7 @@ void gemm_axpy(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t i0, i
         for (int64_t j = 0; j < g.N; ++j) c[j] += a * B[j * g.ldb + p];
       }
     }
+    if (has_epilogue(g)) epilogue(g, 1, g.N, 0, c, g.ldc);
   }
 }
 
@@ -187,6 +210,7 @@ void gemm_dots(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t i0, i
         T* c = C + (i + r) * g.ldc + j;  // (cols)
         for (int q = 0; q < cols; ++q)
           c[q] = g.beta == T(0) ? g.alpha * sums[r][q] : g.alpha * sums[r][q] + g.beta * c[q];
+        if (has_epilogue(g)) epilogue(g, 1, cols, j, c, g.ldc);
       }
     }
   }
@@ -280,15 +304,17 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
     for (int64_t pc = 0; pc < g.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, g.K - pc);
       const T beta = pc == 0 ? g.beta : T(1);  // later depth blocks accumulate
+      const bool last = pc + kc >= g.K;        // the epilogue runs on the final C only
       pack_b(g, B, pc, kc, jc, nc, Bp);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         pack_a(g, A, ic, mc, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
-            Tile<T>::kernel(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr, g.ldc,
-                            std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr),
-                            g.alpha, beta);
+            T* c = C + (ic + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
+            const int64_t m = std::min<int64_t>(MR, mc - ir), n = std::min<int64_t>(NR, nc - jr);
+            Tile<T>::kernel(kc, Ap + ir * kc, Bp + jr * kc, c, g.ldc, m, n, g.alpha, beta);
+            if (last && has_epilogue(g)) epilogue(g, m, n, jc + jr, c, g.ldc);
           }
         }
       }
@@ -317,7 +343,10 @@ void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, in
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (path != Path::blocked) {
     const int64_t i0 = g.M * tid / nt, i1 = g.M * (tid + 1) / nt;
-    if (path == Path::scale) scale_c(i1 - i0, g.N, g.beta, C + i0 * g.ldc, g.ldc);
+    if (path == Path::scale) {
+      scale_c(i1 - i0, g.N, g.beta, C + i0 * g.ldc, g.ldc);
+      if (has_epilogue(g)) epilogue(g, i1 - i0, g.N, 0, C + i0 * g.ldc, g.ldc);
+    }
     if (path == Path::axpy) gemm_axpy(g, A, B, C, i0, i1);
     if (path == Path::dots) gemm_dots(g, A, B, C, i0, i1);
     return;
