@@ -16,6 +16,20 @@ namespace dlcore {
 // ---- signatures, one alias template per slot (T = float | double) ----------------------
 // C[b] := alpha * op(A[b]) * op(B[b]) + beta * C[b] for b in [0, batch).
 template <class T> using GemmSig = void(const GemmArgs<T>&);
+// Pre-packed B (pack a weight once, reuse it across calls), in this ISA's own layout: for each
+// depth block of the equal-size blocking gemm uses for this K, all ceil(N / NR) column panels
+// (kc, NR), zero-padded (csrc/cpu/gemm/README.md). The packed buffer is only valid for the ISA
+// and element type that packed it.
+// The number of T elements the packed op(B) (K, N) occupies (K * N rounded up to whole panels).
+template <class T> using GemmPackedSizeSig = int64_t(int64_t K, int64_t N);
+// Bp (gemm_packed_size(K, N) elements, 64-byte aligned) := op(B) (K, N) packed, where B is
+// (K, N), or (N, K) when trans_b, with row stride ldb. Every element of Bp is written.
+template <class T> using GemmPackBSig = void(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb,
+                                              T* Bp);
+// C := alpha * op(A) * B + beta * C, then the fused epilogue, for one matrix (g.batch is 1),
+// with op(B) (g.K, g.N) read from Bp packed by gemm_pack_b of the same ISA; g.B, g.ldb,
+// g.trans_b and the batch strides are ignored.
+template <class T> using GemmPackedSig = void(const GemmArgs<T>& g, const T* Bp);
 // y[i] := f(x[i]), i < n.
 template <class T> using UnaryForwardSig = void(UnaryOp, int64_t n, const T* x, T* y, T alpha, T beta);
 // grad_x[i] := grad_y[i] * f'(x[i]) (uses x or y = f(x), whichever is cheaper).
@@ -112,6 +126,9 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // ---- the list ---------------------------------------------------------------------------
 #define DLCORE_CPU_KERNELS(X)                            \
   X(gemm, GemmSig)                                       \
+  X(gemm_packed_size, GemmPackedSizeSig)                 \
+  X(gemm_pack_b, GemmPackBSig)                           \
+  X(gemm_packed, GemmPackedSig)                          \
   X(unary_forward, UnaryForwardSig)                      \
   X(unary_backward, UnaryBackwardSig)                    \
   X(binary_forward, BinaryForwardSig)                    \

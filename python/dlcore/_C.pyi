@@ -58,6 +58,25 @@ class _Cuda:
 
 cuda: _Cuda
 
+class PackedB:
+    """op(B) (K, N) packed once by gemm_pack_b into the panel layout of the ISA that was active then; pass it to gemm_packed (same ISA and dtype) as many times as needed."""
+
+    @property
+    def K(self) -> int:
+        """Rows of op(B) (the inner dimension)."""
+    @property
+    def N(self) -> int:
+        """Columns of op(B) (of the result)."""
+    @property
+    def dtype(self) -> np.dtype:
+        """Element type, float32 or float64."""
+    @property
+    def isa(self) -> str:
+        """The ISA whose kernels packed it (and alone can read it)."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes of packed storage (panels zero-padded to NR)."""
+
 def avg_pool2d_backward(
     grad_y: np.ndarray,
     x_shape: Sequence[int],
@@ -163,6 +182,24 @@ def gemm(
     relu: bool = False,
 ) -> np.ndarray:
     """C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float arrays, then the fused epilogue C += bias (N,) per column and C = max(C, 0) if relu; returns C."""
+
+def gemm_pack_b(B: np.ndarray, trans_b: bool = False) -> PackedB:
+    """Packs op(B) (K, N) of a 2-D float array B ((K, N), or (N, K) with trans_b) once for gemm_packed, in the active ISA's panel layout; returns a PackedB."""
+
+def gemm_packed(
+    A: np.ndarray,
+    packed: PackedB,
+    C: np.ndarray | None = None,
+    trans_a: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
+) -> np.ndarray:
+    """C := alpha * op(A) @ B + beta * C for a 2-D A ((M, K), or (K, M) with trans_a) and B packed by gemm_pack_b under the same ISA, then the fused epilogue C += bias (N,) and C = max(C, 0) if relu; returns C (M, N). Raises ValueError if the active ISA is not the one that packed B (re-pack it), TypeError if A's dtype differs from the packed one."""
+
+def gemm_packed_size(K: int, N: int, dtype: np.dtype | type | str) -> int:
+    """Elements the active ISA's gemm_pack_b uses for a (K, N) op(B) of this dtype (N rounded up to whole register-tile panels)."""
 
 def get_num_threads() -> int: ...
 def isa_supported(name: str) -> bool: ...

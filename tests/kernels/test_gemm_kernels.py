@@ -1,7 +1,9 @@
 """_C.gemm against a NumPy float64 oracle, on every ISA, float32 and float64.
 
 C := alpha * op(A) @ op(B) + beta * C with the K-scaled tolerance of STYLE.md
-(abs_ref = |alpha| |op(A)| @ |op(B)| + |beta| |C|), plus an integer-exact case.
+(abs_ref = |alpha| |op(A)| @ |op(B)| + |beta| |C|), plus an integer-exact case; and the
+pre-packed path (_C.gemm_pack_b once, _C.gemm_packed many times) against the same oracle and
+bitwise against _C.gemm on integers.
 
 Timing (not run here), dlcore vs NumPy/OpenBLAS on one shape, e.g. float32 512^3 on AVX-512:
   unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; PYTHONPATH=python python3 -c "
@@ -317,3 +319,165 @@ def test_bad_inputs(rng):
     C_ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         _C.gemm(A, B, C_ro)
+
+
+# ---- pre-packed B: gemm_pack_b once, gemm_packed many times ------------------------------
+# Sizes around MR (6) and every NR (4..64), and K around the depth block (KC = 256, split into
+# equal blocks: 600 runs as 3 x 200), plus the LSTM step shape.
+PACKED_SHAPES = [(1, 1, 1), (1, 70, 33), (5, 3, 7), (7, 9, 255), (6, 17, 256), (13, 33, 257),
+                 (5, 65, 600), (20, 63, 2), (37, 131, 300), (20, 520, 130)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+def test_gemm_packed_matches_gemm(isa, rng, dtype, trans_a, trans_b):
+    """One packed B reused for several A (and alpha/beta cases) against the float64 oracle."""
+    for M, N, K in PACKED_SHAPES:
+        B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+        packed = _C.gemm_pack_b(B, trans_b=trans_b)
+        assert (packed.K, packed.N, packed.dtype, packed.isa) == (K, N, np.dtype(dtype), isa)
+        assert packed.nbytes == _C.gemm_packed_size(K, N, dtype) * np.dtype(dtype).itemsize
+        for rows, alpha, beta in [(M, 1.0, 0.0), (M + 6, 0.75, -1.25), (max(M - 1, 1), -2.0, 1.0)]:
+            A = rng.standard_normal((K, rows) if trans_a else (rows, K)).astype(dtype)
+            C = rng.standard_normal((rows, N)).astype(dtype) if beta != 0 else None
+            ref, abs_ref = reference(A, B, C, trans_a, trans_b, alpha, beta)
+            out = _C.gemm_packed(A, packed, None if C is None else C.copy(), trans_a=trans_a, alpha=alpha, beta=beta)
+            assert out.dtype == dtype and out.shape == (rows, N)
+            assert_close_reduction(out, ref, abs_ref, K, dtype,
+                                   what=f"gemm_packed {isa} M={rows} N={N} K={K} ta={trans_a} tb={trans_b}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_near_tile_sizes(isa, rng, dtype):
+    for i, M in enumerate(NEAR_MR):
+        for j, N in enumerate(NEAR_NR):
+            K = 257 if (i + j) % 3 == 0 else 61
+            A, B = make_operands(rng, M, N, K, dtype)
+            ref, abs_ref = reference(A, B, None, False, False, 1.0, 0.0)
+            assert_close_reduction(_C.gemm_packed(A, _C.gemm_pack_b(B)), ref, abs_ref, K, dtype,
+                                   what=f"gemm_packed {isa} near tile M={M} N={N} K={K}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_integer_exact_equals_gemm(isa, rng, dtype):
+    """Small integers: gemm_packed is bitwise the unpacked gemm (and the exact product)."""
+    for M, N, K, ta, tb in [(1, 1, 1, False, False), (7, 33, 129, False, True), (67, 131, 300, True, False),
+                            (100, 70, 513, True, True), (9, 63, 255, False, True), (20, 260, 650, False, False)]:
+        A = rng.integers(-4, 5, (K, M) if ta else (M, K)).astype(dtype)
+        B = rng.integers(-4, 5, (N, K) if tb else (K, N)).astype(dtype)
+        C = rng.integers(-4, 5, (M, N)).astype(dtype)
+        packed = _C.gemm_pack_b(B, trans_b=tb)
+        out = _C.gemm_packed(A, packed, C.copy(), trans_a=ta, alpha=2.0, beta=3.0)
+        np.testing.assert_array_equal(out, _C.gemm(A, B, C.copy(), trans_a=ta, trans_b=tb, alpha=2.0, beta=3.0))
+        ref, _ = reference(A, B, C, ta, tb, 2.0, 3.0)
+        np.testing.assert_array_equal(out, ref.astype(dtype), err_msg=f"{isa} {M}x{N}x{K} ta={ta} tb={tb}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M, N, K", [(5, 7, 0), (3, 9, 5), (6, 100, 33), (70, 67, 600)])
+def test_gemm_packed_bias_relu(isa, rng, dtype, M, N, K):
+    A, B = make_operands(rng, M, N, K, dtype)
+    packed = _C.gemm_pack_b(B)
+    for with_bias, relu in [(True, False), (False, True), (True, True)]:
+        C = rng.standard_normal((M, N)).astype(dtype)
+        bias = rng.standard_normal(N).astype(dtype) if with_bias else None
+        ref, abs_ref = reference(A, B, C, False, False, 0.5, 0.75)
+        if with_bias:
+            ref = ref + bias.astype(np.float64)
+            abs_ref = abs_ref + np.abs(bias.astype(np.float64))
+        if relu:
+            ref = np.maximum(ref, 0.0)
+        out = _C.gemm_packed(A, packed, C, alpha=0.5, beta=0.75, bias=bias, relu=relu)
+        assert_close_reduction(out, ref, abs_ref, K + 2, dtype, what=f"gemm_packed epilogue M={M} N={N} K={K} [{isa}]")
+
+
+def test_gemm_packed_lstm_step_threads(rng):
+    """The LSTM recurrent GEMM (h (20, 650) x W_hh^T, W_hh (2600, 650)) across thread counts."""
+    A, B = make_operands(rng, 20, 2600, 650, np.float32, trans_b=True)
+    packed = _C.gemm_pack_b(B, trans_b=True)
+    ref, abs_ref = reference(A, B, None, False, True, 1.0, 0.0)
+    previous = _C.get_num_threads()
+    try:
+        for threads in [1, 2, 3]:
+            _C.set_num_threads(threads)
+            assert_close_reduction(_C.gemm_packed(A, packed), ref, abs_ref, 650, np.float32,
+                                   what=f"gemm_packed LSTM step, {threads} threads")
+    finally:
+        _C.set_num_threads(previous)
+
+
+def test_gemm_packed_size_and_empty(rng):
+    for dtype in DTYPES:
+        assert _C.gemm_packed_size(0, 5, dtype) == 0
+        assert _C.gemm_packed_size(3, 5, dtype) >= 15
+        A = rng.standard_normal((4, 0)).astype(dtype)
+        packed = _C.gemm_pack_b(np.empty((0, 3), dtype))
+        np.testing.assert_array_equal(_C.gemm_packed(A, packed), np.zeros((4, 3)))
+        C = rng.standard_normal((4, 3)).astype(dtype)
+        np.testing.assert_array_equal(_C.gemm_packed(A, packed, C.copy(), beta=2.0), 2 * C)
+        assert _C.gemm_packed(np.empty((0, 5), dtype), _C.gemm_pack_b(np.ones((5, 3), dtype))).shape == (0, 3)
+        assert _C.gemm_packed(np.ones((2, 5), dtype), _C.gemm_pack_b(np.empty((5, 0), dtype))).shape == (2, 0)
+    with pytest.raises(TypeError, match="gemm_packed_size: dtype must be float32 or float64"):
+        _C.gemm_packed_size(3, 5, np.int32)
+    with pytest.raises(ValueError, match="gemm_packed_size: K and N must be >= 0"):
+        _C.gemm_packed_size(-1, 5, np.float32)
+
+
+def test_gemm_packed_isa_mismatch(rng):
+    supported = [name for name in ["generic", "avx2", "avx512"] if _C.isa_supported(name)]
+    if len(supported) < 2:
+        pytest.skip("needs two ISAs this CPU can run")
+    A, B = make_operands(rng, 4, 5, 3, np.float32)
+    previous = _C.cpu_isa()
+    try:
+        _C.set_cpu_isa(supported[0])
+        packed = _C.gemm_pack_b(B)
+        _C.set_cpu_isa(supported[1])
+        with pytest.raises(ValueError, match=f"gemm_packed: B was packed for the {supported[0]} kernels .*"
+                                             f"{supported[1]}.*re-pack"):
+            _C.gemm_packed(A, packed)
+        _C.set_cpu_isa(supported[0])
+        ref, abs_ref = reference(A, B, None, False, False, 1.0, 0.0)
+        assert_close_reduction(_C.gemm_packed(A, packed), ref, abs_ref, 3, np.float32, what="same ISA again")
+    finally:
+        _C.set_cpu_isa(previous)
+
+
+def test_gemm_packed_bad_inputs(rng):
+    A = rng.standard_normal((4, 5)).astype(np.float32)
+    B = rng.standard_normal((5, 3)).astype(np.float32)
+    packed = _C.gemm_pack_b(B)
+    with pytest.raises(TypeError, match="gemm_pack_b: B must be float32 or float64"):
+        _C.gemm_pack_b(B.astype(np.int64))
+    with pytest.raises(ValueError, match=r"gemm_pack_b: B must be 2-D \(K, N\), got shape \(2, 5, 3\)"):
+        _C.gemm_pack_b(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="gemm_pack_b: B has an unsupported memory layout"):
+        _C.gemm_pack_b(rng.standard_normal((5, 6)).astype(np.float32)[:, ::2])
+    with pytest.raises(ValueError, match=r"gemm_packed \(matmul\): inner dimensions differ: op\(A\) is \(4, 6\).*"
+                                         r"packed B is \(5, 3\)"):
+        _C.gemm_packed(rng.standard_normal((4, 6)).astype(np.float32), packed)
+    with pytest.raises(ValueError, match=r"inner dimensions differ: op\(A\) is \(5, 4\).*\(trans_a\)"):
+        _C.gemm_packed(A, packed, trans_a=True)
+    with pytest.raises(TypeError, match=r"gemm_packed: A must have the dtype of the packed B \(float32\), got float64"):
+        _C.gemm_packed(A.astype(np.float64), packed)
+    with pytest.raises(TypeError, match="gemm_packed: A must be float32 or float64"):
+        _C.gemm_packed(A.astype(np.int32), packed)
+    with pytest.raises(ValueError, match=r"gemm_packed: A must be 2-D \(M, K\), got shape \(1, 4, 5\)"):
+        _C.gemm_packed(A[None], packed)
+    with pytest.raises(ValueError, match="gemm_packed: beta = 2 needs C"):
+        _C.gemm_packed(A, packed, beta=2.0)
+    with pytest.raises(ValueError, match=r"gemm_packed: C must have shape \(4, 3\)"):
+        _C.gemm_packed(A, packed, np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="gemm_packed: C must have the dtype of A"):
+        _C.gemm_packed(A, packed, np.zeros((4, 3), np.float64))
+    with pytest.raises(ValueError, match="gemm_packed: C must be C-contiguous"):
+        _C.gemm_packed(A, packed, np.zeros((3, 4), np.float32).T)
+    with pytest.raises(ValueError, match="gemm_packed: C must not overlap A"):
+        sq = np.zeros((5, 5), np.float32)
+        _C.gemm_packed(sq, _C.gemm_pack_b(np.ones((5, 5), np.float32)), sq)
+    with pytest.raises(ValueError, match=r"gemm_packed: bias must have shape \(3,\)"):
+        _C.gemm_packed(A, packed, bias=np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="gemm_packed: bias must have the dtype of A"):
+        _C.gemm_packed(A, packed, bias=np.zeros(3, np.float64))
+    with pytest.raises(TypeError):
+        _C.gemm_packed(A, B)  # an unpacked array is not a PackedB

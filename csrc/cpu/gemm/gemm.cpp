@@ -24,6 +24,11 @@
 //         aligned to the tile), each run by its own blocked loops and pack buffers; batched GEMMs
 //         with many matrices split the batch instead. Problems under 96^3 stay single-threaded,
 //         and so does a call made from inside another parallel region.
+// Pre-packed B (gemm_pack_b / gemm_packed, for a weight reused across calls): gemm_pack_b packs
+//         the whole op(B) once, depth block after depth block (the same equal blocks the driver
+//         uses for this K), each block as ceil(N / NR) panels (kc, NR); the panel of depth block
+//         pc and column tile jt starts at pc * N_pad + jt * kc * NR (N_pad = N rounded up to NR).
+//         gemm_packed runs the blocked loops and thread grid of gemm with pack_b skipped.
 // Tested: tests/kernels/test_gemm_kernels.py (NumPy float64 oracle, K-scaled tolerance,
 //         integer-exact case, every size 1..70 in M, N, K, MR/NR +- 1 of every tile, all
 //         transposes, alpha/beta, leading dimensions past the width, broadcast batches, each ISA).
@@ -64,6 +69,23 @@ struct Blocks {
   static constexpr int64_t NC = (4 << 20) / (KC * sizeof(T)) / Tile<T>::NR * Tile<T>::NR;
   static_assert(MC % Tile<T>::MR == 0 && NC % Tile<T>::NR == 0, "blocks hold whole tiles");
 };
+
+// The depth of the equal blocks of at most KC that K is split into (K = 576 runs as 3 x 192,
+// not 256 + 256 + 64: no thin last pass). Blocks start at multiples of it; the last may be
+// shorter.
+template <class T>
+int64_t depth_block(int64_t K) {
+  constexpr int64_t KC = Blocks<T>::KC;
+  const int64_t blocks = (K + KC - 1) / KC;
+  return (K + blocks - 1) / blocks;
+}
+
+// N rounded up to whole NR-wide panels: the row length of a pre-packed B.
+template <class T>
+int64_t padded_cols(int64_t N) {
+  constexpr int64_t NR = Tile<T>::NR;
+  return (N + NR - 1) / NR * NR;
+}
 
 // Below this many multiply-adds per matrix, packing does not pay: unpacked loops instead
 // (near 16^3 both paths take ~1.5 us on Zen 4, mostly call overhead; above it packing wins,
@@ -280,20 +302,46 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
   }
 }
 
-// The blocked loops over C[m0 : m1, n0 : n1] of one matrix, on the calling thread.
+// C[m0 : m1, n0 : n1] in axpy form straight from op(A) and a B packed by gemm_pack_b: the
+// fallback of the pre-packed path when no memory is left for the A panels.
+template <class T>
+void gemm_rows_packed_b(const GemmArgs<T>& g, const T* A, T* C, int64_t m0, int64_t m1, int64_t n0,
+                        int64_t n1, const T* B_packed) {
+  constexpr int64_t NR = Tile<T>::NR;
+  const int64_t kc_max = depth_block<T>(g.K), n_pad = padded_cols<T>(g.N);
+  for (int64_t i = m0; i < m1; ++i) {
+    T* __restrict c = C + i * g.ldc;  // (N)
+    scale_c<T>(1, n1 - n0, g.beta, c + n0, g.ldc);
+    for (int64_t p = 0; p < g.K; ++p) {
+      const T a = g.alpha * (g.trans_a ? A[p * g.lda + i] : A[i * g.lda + p]);
+      const int64_t pc = p / kc_max * kc_max, kc = std::min(kc_max, g.K - pc);
+      const T* b = B_packed + pc * n_pad + (p - pc) * NR;  // row p of the first panel of its block
+      for (int64_t j = n0; j < n1; ++j) c[j] += a * b[j / NR * kc * NR + j % NR];
+    }
+    if (has_epilogue(g)) epilogue(g, 1, n1 - n0, n0, c + n0, g.ldc);
+  }
+}
+
+// The blocked loops over C[m0 : m1, n0 : n1] of one matrix, on the calling thread. B_packed,
+// when not null, is the whole op(B) packed by gemm_pack_b (B is then unused, n0 a multiple of
+// NR) and the B panels are read from it instead of being packed here.
 template <class T>
 void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0, int64_t m1,
-                  int64_t n0, int64_t n1) {
+                  int64_t n0, int64_t n1, const T* B_packed) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  constexpr int64_t KC = Blocks<T>::KC, MC = Blocks<T>::MC, NC = Blocks<T>::NC;
+  constexpr int64_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
   if (m0 >= m1 || n0 >= n1) return;
-  // Equal depth blocks (K = 576 runs as 3 x 192, not 256 + 256 + 64): no thin last pass.
-  const int64_t kc_max = (g.K + (g.K + KC - 1) / KC - 1) / ((g.K + KC - 1) / KC);
+  const int64_t kc_max = depth_block<T>(g.K);
   const int64_t mc_max = std::min(MC, (m1 - m0 + MR - 1) / MR * MR);
   const int64_t nc_max = std::min(NC, (n1 - n0 + NR - 1) / NR * NR);
-  T* Ap = scratch<T>(0, mc_max * kc_max);  // (MC / MR, KC, MR)
-  T* Bp = scratch<T>(1, nc_max * kc_max);  // (NC / NR, KC, NR)
-  if (!Ap || !Bp) {  // no memory for the panels: still correct, just slower
+  const int64_t n_pad = padded_cols<T>(g.N);
+  T* Ap = scratch<T>(0, mc_max * kc_max);                             // (MC / MR, KC, MR)
+  T* Bp = B_packed ? nullptr : scratch<T>(1, nc_max * kc_max);        // (NC / NR, KC, NR)
+  if (!Ap || (!B_packed && !Bp)) {  // no memory for the panels: still correct, just slower
+    if (B_packed) {                 // nothing to fall back on but the packed panels themselves
+      gemm_rows_packed_b(g, A, C, m0, m1, n0, n1, B_packed);
+      return;
+    }
     GemmArgs<T> sub = g;
     sub.N = n1 - n0;
     gemm_axpy(sub, A, g.trans_b ? B + n0 * g.ldb : B + n0, C + n0, m0, m1);
@@ -305,7 +353,9 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
       const int64_t kc = std::min(kc_max, g.K - pc);
       const T beta = pc == 0 ? g.beta : T(1);  // later depth blocks accumulate
       const bool last = pc + kc >= g.K;        // the epilogue runs on the final C only
-      pack_b(g, B, pc, kc, jc, nc, Bp);
+      // The panels of op(B)[pc : pc+kc, jc : jc+nc]: packed earlier, or packed now.
+      const T* Bb = B_packed ? B_packed + pc * n_pad + jc * kc : Bp;  // (nc / NR, kc, NR)
+      if (!B_packed) pack_b(g, B, pc, kc, jc, nc, Bp);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         pack_a(g, A, ic, mc, pc, kc, Ap);
@@ -313,7 +363,7 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
           for (int64_t ir = 0; ir < mc; ir += MR) {
             T* c = C + (ic + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
             const int64_t m = std::min<int64_t>(MR, mc - ir), n = std::min<int64_t>(NR, nc - jr);
-            Tile<T>::kernel(kc, Ap + ir * kc, Bp + jr * kc, c, g.ldc, m, n, g.alpha, beta);
+            Tile<T>::kernel(kc, Ap + ir * kc, Bb + jr * kc, c, g.ldc, m, n, g.alpha, beta);
             if (last && has_epilogue(g)) epilogue(g, m, n, jc + jr, c, g.ldc);
           }
         }
@@ -337,9 +387,10 @@ Path choose_path(const GemmArgs<T>& g) {
 
 // Part `tid` of `nt` of one matrix: rows split evenly for the unpacked paths; for the blocked
 // path the tiles are split as a tm x tn grid (tm * tn = nt) that keeps blocks closest to
-// square (least packing per flop).
+// square (least packing per flop). B_packed (blocked path only): op(B) from gemm_pack_b.
 template <class T>
-void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, int tid, int nt) {
+void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, int tid, int nt,
+               const T* B_packed = nullptr) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (path != Path::blocked) {
     const int64_t i0 = g.M * tid / nt, i1 = g.M * (tid + 1) / nt;
@@ -363,7 +414,7 @@ void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, in
   const int tn = nt / tm, ti = tid / tn, tj = tid % tn;
   const int64_t m0 = std::min(g.M, m_tiles * ti / tm * MR), m1 = std::min(g.M, m_tiles * (ti + 1) / tm * MR);
   const int64_t n0 = std::min(g.N, n_tiles * tj / tn * NR), n1 = std::min(g.N, n_tiles * (tj + 1) / tn * NR);
-  gemm_blocked(g, A, B, C, m0, m1, n0, n1);
+  gemm_blocked(g, A, B, C, m0, m1, n0, n1, B_packed);
 }
 
 }  // namespace
@@ -399,5 +450,48 @@ void gemm(const GemmArgs<T>& g) {
   }
 }
 DLCORE_INSTANTIATE(gemm, GemmSig)
+
+template <class T>
+int64_t gemm_packed_size(int64_t K, int64_t N) {
+  return K * padded_cols<T>(N);
+}
+DLCORE_INSTANTIATE(gemm_packed_size, GemmPackedSizeSig)
+
+template <class T>
+void gemm_pack_b(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb, T* Bp) {
+  constexpr int64_t NR = Tile<T>::NR;
+  if (K <= 0 || N <= 0) return;
+  GemmArgs<T> g;  // only the fields pack_b reads
+  g.trans_b = trans_b;
+  g.ldb = ldb;
+  const int64_t kc_max = depth_block<T>(K), n_pad = padded_cols<T>(N);
+  const int64_t depth_blocks = (K + kc_max - 1) / kc_max, col_tiles = n_pad / NR;
+  // One (depth block, column tile) panel per iteration: each writes its own kc x NR panel.
+  const bool threads = static_cast<double>(K) * N >= kParallelWork && !omp_in_parallel();
+#pragma omp parallel for collapse(2) schedule(static) if (threads)
+  for (int64_t db = 0; db < depth_blocks; ++db) {
+    for (int64_t jt = 0; jt < col_tiles; ++jt) {
+      const int64_t pc = db * kc_max, kc = std::min(kc_max, K - pc);
+      pack_b(g, B, pc, kc, jt * NR, std::min(NR, N - jt * NR), Bp + pc * n_pad + jt * kc * NR);
+    }
+  }
+}
+DLCORE_INSTANTIATE(gemm_pack_b, GemmPackBSig)
+
+template <class T>
+void gemm_packed(const GemmArgs<T>& g, const T* Bp) {
+  if (g.M <= 0 || g.N <= 0) return;
+  // Every shape takes the blocked path: the B panels are already paid for.
+  const Path path = g.K == 0 ? Path::scale : Path::blocked;
+  const double work = static_cast<double>(g.M) * g.N * std::max<int64_t>(g.K, 1);
+  const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (max_threads == 1 || work < kParallelWork) {
+    gemm_part(g, path, g.A, static_cast<const T*>(nullptr), g.C, 0, 1, Bp);
+    return;
+  }
+#pragma omp parallel
+  gemm_part(g, path, g.A, static_cast<const T*>(nullptr), g.C, omp_get_thread_num(), omp_get_num_threads(), Bp);
+}
+DLCORE_INSTANTIATE(gemm_packed, GemmPackedSig)
 
 }  // namespace dlcore::cpu::DLCORE_ISA
