@@ -19,7 +19,7 @@
 //         then every MR x NR tile of C is one micro-kernel call over the packed panels. Packing
 //         makes all four transpose combinations look the same to the micro-kernel.
 //         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
-//         transposed with M <= 24) skip packing and run as row updates (axpy) or dot products.
+//         transposed with M <= 8) skip packing and run as row updates (axpy) or dot products.
 // Threads: one OpenMP region splits C into a grid of nearly square blocks (one per thread,
 //         aligned to the tile), each run by its own blocked loops and pack buffers; batched GEMMs
 //         with many matrices split the batch instead. Problems under 96^3 stay single-threaded,
@@ -92,10 +92,12 @@ int64_t padded_cols(int64_t N) {
 // e.g. 31^3 runs 3x faster packed).
 constexpr double kSmallWork = 16.0 * 16.0 * 16.0;
 // B transposed and at most this many rows of C: dot products instead of packing (packing a
-// transposed B gathers all N x K elements, which few rows of C cannot amortise). Measured at
-// 1 thread: 20x650x2600 NT 47 GFLOP/s packed vs 63-67 as dots; 64x1024x4096 NT 66 packed
-// vs 52 as dots, so the crossover lies between 20 and 64 rows.
-constexpr int64_t kDotsMaxRows = 24;
+// transposed B gathers all N x K elements, which a handful of rows cannot amortise; e.g.
+// conv2d's 6x25x784 per-image calls). Larger M stays packed: 64x1024x4096 NT ran 66 GFLOP/s
+// packed vs 52 as dots, LeNet conv2's 16x150x100 NT about 2x slower as dots, and 20x650x2600
+// NT measured 63-67 as dots in one session but 45-51 (like packed, 47) in another (it streams
+// B from L3, so it is sensitive to the neighbours' cache traffic): no clear win above 8.
+constexpr int64_t kDotsMaxRows = 8;
 // Below this many multiply-adds in the whole call, threads cost more than they save
 // (an OpenMP fork/join is a few microseconds; 96^3 is ~20 us of one core's work).
 constexpr double kParallelWork = 96.0 * 96.0 * 96.0;
