@@ -24,6 +24,7 @@ void bind_nn(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_rnn(py::module_& m);
 }  // namespace dlcore::bind
 
 namespace {
@@ -95,4 +96,5 @@ PYBIND11_MODULE(_C, m) {
   dlcore::bind::bind_gemm(m);
   dlcore::bind::bind_conv(m);
   dlcore::bind::bind_pool(m);
+  dlcore::bind::bind_rnn(m);
 }

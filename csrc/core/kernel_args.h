@@ -67,4 +67,20 @@ struct Pool2dShape {
   bool count_include_pad;    // avg_pool2d divisor: full window vs. in-bounds elements
 };
 
+// One recurrent layer and direction over a packed sequence (PyTorch's PackedSequence layout):
+// the batch is sorted by descending length; step t holds rows [0, batch_sizes[t]) of it, stored
+// contiguously right after the rows of steps 0 .. t-1 (so a row-major (total, F) array holds
+// every step, total = sum of batch_sizes). A padded (T, B, F) batch is batch_sizes[t] = B.
+// Preconditions: T >= 1, B >= 1, H >= 1, batch_sizes[0] == B, batch_sizes non-increasing, >= 1.
+// reverse: steps run t = T-1 .. 0 (the second direction of a bidirectional layer); a row then
+// starts from its initial state at its own last step, as in PyTorch.
+struct RnnSequenceShape {
+  int64_t T = 0, B = 0, H = 0;
+  const int64_t* batch_sizes = nullptr;  // (T)
+  bool reverse = false;
+};
+
+// The Elman RNN's nonlinearity: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh).
+enum class RnnActivation : int32_t { tanh, relu };
+
 }  // namespace dlcore

@@ -202,6 +202,29 @@ def gemm_packed_size(K: int, N: int, dtype: np.dtype | type | str) -> int:
     """Elements the active ISA's gemm_pack_b uses for a (K, N) op(B) of this dtype (N rounded up to whole register-tile panels)."""
 
 def get_num_threads() -> int: ...
+def gru_sequence_backward(
+    w_hh: np.ndarray,
+    h0: np.ndarray,
+    gates: np.ndarray,
+    hidden: np.ndarray,
+    y: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool,
+    grad_y: np.ndarray | None,
+    grad_h_n: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0)."""
+
+def gru_sequence_forward(
+    gates: np.ndarray,
+    w_hh: np.ndarray,
+    b_hh: np.ndarray | None,
+    h0: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GRU layer over a packed sequence, one direction; gates (total, 3H) = x W_ih^T + b_ih is overwritten with the activated (r, z, n). Returns (hidden, y, h_n)."""
+
 def isa_supported(name: str) -> bool: ...
 def kernel_slots() -> list[str]:
     """"""
@@ -217,6 +240,29 @@ def lstm_cell_backward(
 
 def lstm_cell_forward(gates_pre: np.ndarray, c_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LSTM cell pointwise part, gate order (i, f, g, o): returns (h, c, gates) with gates the activated gates (B, 4H)."""
+
+def lstm_sequence_forward(
+    gates: np.ndarray,
+    w_hh: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM layer over a packed sequence, one direction; gates (total, 4H) = x W_ih^T + b_ih + b_hh is overwritten with the activated gates. Returns (y, c_all, h_n, c_n)."""
+
+def lstm_sequence_backward(
+    w_hh: np.ndarray,
+    gates: np.ndarray,
+    c_all: np.ndarray,
+    c0: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool,
+    grad_y: np.ndarray | None,
+    grad_h_n: np.ndarray | None,
+    grad_c_n: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0)."""
 
 def max_pool2d_backward(
     index: np.ndarray,
@@ -255,6 +301,28 @@ def reduce_max_backward(
     index: np.ndarray, grad_out: np.ndarray, x_shape: Sequence[int], start: int, end: int
 ) -> np.ndarray:
     """grad_x of shape x_shape: zeros except grad_out at the argmax positions."""
+
+def rnn_sequence_backward(
+    w_hh: np.ndarray,
+    h0: np.ndarray,
+    y: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool,
+    nonlinearity: str,
+    grad_y: np.ndarray | None,
+    grad_h_n: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Elman RNN backward through time. Returns (grad_pre, grad_h0)."""
+
+def rnn_sequence_forward(
+    y: np.ndarray,
+    w_hh: np.ndarray,
+    h0: np.ndarray,
+    batch_sizes: np.ndarray,
+    reverse: bool = False,
+    nonlinearity: str = "tanh",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Elman RNN layer over a packed sequence, one direction; y (total, H) = x W_ih^T + b_ih + b_hh is overwritten with h. Returns (y, h_n)."""
 
 def set_cpu_isa(name: str) -> None:
     """Switch the active ISA (only to one the CPU supports)."""

@@ -1,0 +1,138 @@
+// LSTM layer over a whole (packed) sequence, one direction: the recurrence that a Python loop
+// over lstm_cell would run, as one kernel call per direction.
+//
+// Math, gate order (i, f, g, o) as in PyTorch; per step, for the active rows:
+//   pre = x_t W_ih^T + b_ih + b_hh (precomputed for all steps by one GEMM) + h_prev W_hh^T
+//   i, f, o = sigmoid(pre_i, pre_f, pre_o);  g = tanh(pre_g)
+//   c = f * c_prev + i * g;  h = o * tanh(c)
+// Backward through time, dh = grad_y_t + (dL/dh from the step run after), dc likewise, tc = tanh(c):
+//   dc_total = dc + dh * o * (1 - tc^2)
+//   d_i = dc_total * g * i(1-i);  d_f = dc_total * c_prev * f(1-f)
+//   d_g = dc_total * i * (1-g^2); d_o = dh * tc * o(1-o)
+//   dL/dc_prev = dc_total * f;    dL/dh_prev = d_gates W_hh
+// The weight gradients are GEMMs over all steps at once, done by the caller from grad_gates.
+//
+// Layout (RnnSequenceShape; csrc/cpu/rnn/sequence_walk.h walks it): gates, grad_gates (total, 4H);
+// y, c_all, grad_y (total, H); h0, c0, h_n, c_n, grad_h_n, grad_c_n, grad_h0, grad_c0 (B, H);
+// all row-major contiguous. W_hh is read pre-packed (gemm_pack_b of this ISA): W_hh^T (H, 4H)
+// forward, W_hh (4H, H) backward. Each step's GEMM runs on all threads (gemm_packed splits C),
+// then its pointwise pass splits (row, 256-unit block) cells.
+// Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
+// Overwrite: every output is written in full; gates is read then overwritten in place.
+// Saved for backward: the activated gates, c_all, c0 (and y for dW_hh, used by the caller).
+// Tested: tests/kernels/test_rnn_kernels.py (float64 NumPy recurrence, forward and backward,
+// padded and variable-length batches, both directions, every ISA). Timed: bench/bench_rnn.py.
+// Bound: per step 8 * rows * H * H flops of GEMM forward (16 backward incl. dW_hh), against
+// 11 loads/stores of T per cell pointwise: the GEMM dominates from H ~ 64 up.
+#include <cstdint>
+
+#include "cpu/kernels.h"
+#include "cpu/rnn/sequence_walk.h"
+#include "cpu/vec_math.h"
+
+namespace dlcore::cpu::DLCORE_ISA {
+
+namespace {
+
+// Units [j0, j1) of one row: gates (4H) in place pre -> activated; h, c (H) of this step.
+template <class T>
+inline void lstm_forward_cells(int64_t H, int64_t j0, int64_t j1, T* __restrict gates,
+                               const T* __restrict c_prev, T* __restrict h, T* __restrict c) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const T i = vec::sigmoid(gates[j]);
+    const T f = vec::sigmoid(gates[H + j]);
+    const T g = vec::tanh(gates[2 * H + j]);
+    const T o = vec::sigmoid(gates[3 * H + j]);
+    const T c_new = f * c_prev[j] + i * g;
+    gates[j] = i;
+    gates[H + j] = f;
+    gates[2 * H + j] = g;
+    gates[3 * H + j] = o;
+    c[j] = c_new;
+    h[j] = o * vec::tanh(c_new);
+  }
+}
+
+// Units [j0, j1) of one row backward: carry_h in dL/dh from later steps (grad_y added here),
+// out dL/dh_prev is written later by the GEMM; carry_c in dL/dc, out dL/dc_prev. HasY drops the
+// load of an absent grad_y.
+template <bool HasY, class T>
+inline void lstm_backward_cells(int64_t H, int64_t j0, int64_t j1, const T* __restrict gates,
+                                const T* __restrict c_prev, const T* __restrict c,
+                                const T* __restrict grad_y, const T* __restrict carry_h,
+                                T* __restrict carry_c, T* __restrict grad_gates) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
+    const T tc = vec::tanh(c[j]);
+    const T dh = HasY ? carry_h[j] + grad_y[j] : carry_h[j];
+    const T dc_total = carry_c[j] + dh * o * (T(1) - tc * tc);
+    grad_gates[j] = dc_total * g * i * (T(1) - i);
+    grad_gates[H + j] = dc_total * c_prev[j] * f * (T(1) - f);
+    grad_gates[2 * H + j] = dc_total * i * (T(1) - g * g);
+    grad_gates[3 * H + j] = dh * tc * o * (T(1) - o);
+    carry_c[j] = dc_total * f;
+  }
+}
+
+// dst (B, H) := src (B, H), or zeros when src is null.
+template <class T>
+void init_carry(int64_t B, int64_t H, const T* src, T* dst) {
+  for (int64_t k = 0; k < B * H; ++k) dst[k] = src ? src[k] : T(0);
+}
+
+}  // namespace
+
+template <class T>
+void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh_t, const T* h0, const T* c0,
+                           T* gates, T* y, T* c_all, T* h_n, T* c_n) {
+  const int64_t H = s.H, G = 4 * H, total = rnn::total_rows(s);
+  for (rnn::Step st = rnn::first_step(s, total); st.t >= 0; st = rnn::next_step(s, st)) {
+    T* gt = gates + st.off * G;  // (rows, 4H)
+    T* ht = y + st.off * H;      // (rows, H)
+    T* ct = c_all + st.off * H;  // (rows, H)
+    rnn::step_gemm<T>(st, H, G, y, h0, w_hh_t, T(1), nullptr, gt, G);
+    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+      const T* cp = r < st.carried ? c_all + (st.prev_off + r) * H : c0 + r * H;  // (H)
+      lstm_forward_cells(H, j0, j1, gt + r * G, cp, ht + r * H, ct + r * H);
+    });
+    rnn::copy_rows(st.finishing, st.rows, H, ht, h_n);
+    rnn::copy_rows(st.finishing, st.rows, H, ct, c_n);
+  }
+}
+DLCORE_INSTANTIATE(lstm_sequence_forward, LstmSequenceForwardSig)
+
+template <class T>
+void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* gates, const T* c_all,
+                            const T* c0, const T* grad_y, const T* grad_h_n, const T* grad_c_n,
+                            T* grad_gates, T* grad_h0, T* grad_c0) {
+  const int64_t H = s.H, G = 4 * H, total = rnn::total_rows(s);
+  init_carry(s.B, H, grad_h_n, grad_h0);  // the carries end as grad_h0, grad_c0
+  init_carry(s.B, H, grad_c_n, grad_c0);
+  for (rnn::Step st = rnn::last_step(s, total); st.t >= 0; st = rnn::prev_step(s, st)) {
+    const T* gt = gates + st.off * G;                        // (rows, 4H)
+    const T* ct = c_all + st.off * H;                        // (rows, H)
+    const T* gy = grad_y ? grad_y + st.off * H : nullptr;    // (rows, H) | null
+    T* dgt = grad_gates + st.off * G;                        // (rows, 4H)
+    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+      const T* cp = r < st.carried ? c_all + (st.prev_off + r) * H : c0 + r * H;  // (H)
+      if (gy)
+        lstm_backward_cells<true>(H, j0, j1, gt + r * G, cp, ct + r * H, gy + r * H, grad_h0 + r * H,
+                                  grad_c0 + r * H, dgt + r * G);
+      else
+        lstm_backward_cells<false>(H, j0, j1, gt + r * G, cp, ct + r * H, gy, grad_h0 + r * H,
+                                   grad_c0 + r * H, dgt + r * G);
+    });
+    GemmArgs<T> g;  // carry_h (rows, H) := d_gates (rows, 4H) W_hh (4H, H)
+    g.M = st.rows;
+    g.N = H;
+    g.K = G;
+    g.A = dgt;
+    g.lda = G;
+    g.C = grad_h0;
+    g.ldc = H;
+    gemm_packed<T>(g, w_hh);
+  }
+}
+DLCORE_INSTANTIATE(lstm_sequence_backward, LstmSequenceBackwardSig)
+
+}  // namespace dlcore::cpu::DLCORE_ISA

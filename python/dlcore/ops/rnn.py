@@ -1,0 +1,153 @@
+"""Recurrent layers over a whole sequence, one Function per layer and direction: one GEMM for
+the input projection of every step, one _C call for the recurrence (forward, and backward
+through time), then GEMMs over all steps at once for the weight gradients.
+
+Sequences are in PyTorch's packed layout (dlcore.nn.utils.rnn.PackedSequence): x (total, I)
+holds the batch_sizes[0] rows of step 0, then the batch_sizes[1] rows of step 1, ...; a padded
+(T, B, I) batch is x.reshape(T * B, I) with batch_sizes [B] * T. Gate orders as in PyTorch:
+LSTM (i, f, g, o), GRU (r, z, n)."""
+import numpy as np
+
+from dlcore import _C
+from dlcore.autograd import Function
+from dlcore.ops._util import contig, sum_dims
+from dlcore.tensor import Tensor
+
+
+def previous_state_rows(batch_sizes, reverse):
+    """For each packed row: the row of the step run before it that holds its previous state, or
+    -1 - b where it starts from row b of the initial state. (total,) int64."""
+    T = batch_sizes.shape[0]
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
+    step = np.repeat(np.arange(T), batch_sizes)  # time index of each row
+    row = np.arange(offsets[-1]) - offsets[step]  # batch index of each row
+    if not reverse:
+        has_prev = step > 0
+        prev = offsets[np.maximum(step - 1, 0)] + row
+    else:
+        nxt = np.minimum(step + 1, T - 1)
+        has_prev = (step < T - 1) & (row < batch_sizes[nxt])
+        prev = offsets[nxt] + row
+    return np.where(has_prev, prev, -1 - row)
+
+
+def gather_previous_states(y, h0, batch_sizes, reverse):
+    """(total, H): the state each packed row's step started from (rows of y, or of h0)."""
+    B = h0.shape[0]
+    if np.all(batch_sizes == B):  # a padded batch: one shifted copy
+        T = batch_sizes.shape[0]
+        y3 = y.reshape(T, B, -1)
+        steps = (y3[1:], h0[None]) if reverse else (h0[None], y3[:-1])
+        return np.concatenate(steps).reshape(y.shape)
+    src = previous_state_rows(batch_sizes, reverse)
+    out = np.empty_like(y)
+    from_y = src >= 0
+    out[from_y] = y[src[from_y]]
+    out[~from_y] = h0[-1 - src[~from_y]]
+    return out
+
+
+def _data(t):
+    return None if t is None else contig(t._data)
+
+
+def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
+    """(dx, dh0[, dc0], dw_ih, dw_hh, db_ih, db_hh), each only where needed. grad_x_side /
+    grad_h_side: gradients w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, G*H)."""
+    need = dict(zip(ctx.names, ctx.needs_input_grad))
+    out = {"x": None, "h0": None, "c0": None, "w_ih": None, "w_hh": None, "b_ih": None, "b_hh": None}
+    if need.get("x"):
+        out["x"] = Tensor(_C.gemm(grad_x_side, ctx.w_ih))
+    if need.get("w_ih"):
+        out["w_ih"] = Tensor(_C.gemm(grad_x_side, ctx.x, None, True, False))
+    if need.get("w_hh"):
+        h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
+        out["w_hh"] = Tensor(_C.gemm(grad_h_side, h_prev, None, True, False))
+    if need.get("b_ih"):
+        out["b_ih"] = Tensor(sum_dims(grad_x_side, (0,)))
+    if need.get("b_hh"):
+        out["b_hh"] = Tensor(sum_dims(grad_h_side, (0,)))
+    if need.get("h0"):
+        out["h0"] = Tensor(grad_h0)
+    if need.get("c0") and grad_c0 is not None:
+        out["c0"] = Tensor(grad_c0)
+    return tuple(out[n] for n in ctx.names) + (None, None)
+
+
+def _save_common(ctx, names, x, h0, w_ih, w_hh, batch_sizes, reverse):
+    ctx.names, ctx.batch_sizes, ctx.reverse = names, batch_sizes, reverse
+    ctx.x, ctx.h0, ctx.w_ih, ctx.w_hh = x, h0, w_ih, w_hh
+
+
+def _bias_sum(b_ih, b_hh):
+    """b_ih + b_hh as one array for the projection's epilogue (either may be None)."""
+    present = [b._data for b in (b_ih, b_hh) if b is not None]
+    return contig(sum(present[1:], present[0])) if present else None
+
+
+def _projection(x, w_ih, bias):
+    """x (total, I) W_ih^T + bias: the input side of every step, one GEMM."""
+    return _C.gemm(x, w_ih, None, False, True, 1.0, 0.0, bias)
+
+
+class LstmLayer(Function):
+    """One LSTM layer and direction. Returns y (total, H), h_n (B, H), c_n (B, H)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
+        xa, h0a, c0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(c0), _data(w_ih), _data(w_hh)
+        bias = _bias_sum(b_ih, b_hh)  # (4H)
+        gates = _projection(xa, w_ih_a, bias)  # (total, 4H)
+        y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse)
+        _save_common(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a,
+                     batch_sizes, reverse)
+        ctx.c0, ctx.gates, ctx.c_all, ctx.y = c0a, gates, c_all, y
+        return Tensor(y), Tensor(h_n), Tensor(c_n)
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h_n, grad_c_n):
+        grad_gates, grad_h0, grad_c0 = _C.lstm_sequence_backward(
+            ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
+            _data(grad_y), _data(grad_h_n), _data(grad_c_n))
+        return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0)
+
+
+class GruLayer(Function):
+    """One GRU layer and direction. Returns y (total, H), h_n (B, H)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
+        xa, h0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(w_ih), _data(w_hh)
+        gates = _projection(xa, w_ih_a, _data(b_ih))  # (total, 3H)
+        hidden, y, h_n = _C.gru_sequence_forward(gates, w_hh_a, _data(b_hh), h0a, batch_sizes, reverse)
+        _save_common(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a, batch_sizes, reverse)
+        ctx.gates, ctx.hidden, ctx.y = gates, hidden, y
+        return Tensor(y), Tensor(h_n)
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h_n):
+        grad_x_side, grad_h_side, grad_h0 = _C.gru_sequence_backward(
+            ctx.w_hh, ctx.h0, ctx.gates, ctx.hidden, ctx.y, ctx.batch_sizes, ctx.reverse,
+            _data(grad_y), _data(grad_h_n))
+        return _input_grads(ctx, grad_x_side, grad_h_side, grad_h0)
+
+
+class RnnLayer(Function):
+    """One Elman RNN layer and direction (tanh or relu). Returns y (total, H), h_n (B, H)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, nonlinearity):
+        xa, h0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(w_ih), _data(w_hh)
+        bias = _bias_sum(b_ih, b_hh)  # (H)
+        y = _projection(xa, w_ih_a, bias)  # (total, H), becomes h in place
+        y, h_n = _C.rnn_sequence_forward(y, w_hh_a, h0a, batch_sizes, reverse, nonlinearity)
+        _save_common(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a, batch_sizes, reverse)
+        ctx.y, ctx.nonlinearity = y, nonlinearity
+        return Tensor(y), Tensor(h_n)
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h_n):
+        grad_pre, grad_h0 = _C.rnn_sequence_backward(
+            ctx.w_hh, ctx.h0, ctx.y, ctx.batch_sizes, ctx.reverse, ctx.nonlinearity,
+            _data(grad_y), _data(grad_h_n))
+        return _input_grads(ctx, grad_pre, grad_pre, grad_h0) + (None,)

@@ -1,0 +1,259 @@
+"""Kernel tests for the recurrences over a packed sequence (csrc/cpu/rnn/ via
+csrc/bindings/ops_rnn.cpp): _C.{lstm,gru,rnn}_sequence_{forward,backward} against a float64
+NumPy oracle that runs each batch row's own sequence on its own (so it shares none of the packed
+walk's bookkeeping), on every ISA, float32 and float64, padded and variable-length batches,
+both directions."""
+import numpy as np
+import pytest
+
+from dlcore import _C
+from helpers import assert_close
+
+DTYPES = [np.float32, np.float64]
+GATES = {"lstm": 4, "gru": 3, "tanh": 1, "relu": 1}
+
+# (lengths of the batch rows, sorted descending, H): batch 1, length 1, ragged, a model shape.
+CASES = [
+    ([1], 3),
+    ([5], 1),
+    ([3, 3, 3], 7),
+    ([6, 4, 4, 1], 5),
+    ([9, 7, 2, 2, 1], 17),
+    ([35] * 4, 65),
+]
+
+
+def tol(dtype, steps):
+    """Errors compound through time: float32 gets a looser bound on long sequences."""
+    return (2e-5 * steps**0.5, 2e-4 * steps**0.5) if dtype == np.float32 else (1e-11, 1e-10)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def packed_rows(lengths):
+    """batch_sizes (T,) and rows[b] = the packed row of each of b's steps."""
+    T = max(lengths)
+    batch_sizes = np.array([sum(1 for n in lengths if n > t) for t in range(T)], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
+    return batch_sizes, [offsets[:n] + b for b, n in enumerate(lengths)]
+
+
+# ---- float64 oracles for one sequence, time-ordered as the direction runs it ------------------
+
+def cell_forward(kind, pre_x, h, c, w_hh, b_hh):
+    """One step: returns (h, c, saved) from the input projection pre_x and the state."""
+    H = h.shape[0]
+    if kind == "lstm":
+        pre = pre_x + w_hh @ h
+        i, f, g, o = sigmoid(pre[:H]), sigmoid(pre[H:2 * H]), np.tanh(pre[2 * H:3 * H]), sigmoid(pre[3 * H:])
+        c = f * c + i * g
+        return o * np.tanh(c), c, None
+    if kind == "gru":
+        hid = w_hh @ h + b_hh
+        r = sigmoid(pre_x[:H] + hid[:H])
+        z = sigmoid(pre_x[H:2 * H] + hid[H:2 * H])
+        n = np.tanh(pre_x[2 * H:] + r * hid[2 * H:])
+        return (1 - z) * n + z * h, c, hid
+    pre = pre_x + w_hh @ h
+    return (np.tanh(pre) if kind == "tanh" else np.maximum(pre, 0)), c, None
+
+
+def sequence_loss_grads(kind, pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn):
+    """Forward one sequence (L, G*H) and backward of L = sum(gy*y) + ghn.h_n + gcn.c_n by
+    float64 finite-difference-free reverse mode: autograd written out per step with NumPy."""
+    L, H = pre_x.shape[0], h0.shape[0]
+    hs, cs, ys, hids = [h0], [c0], [], []
+    for t in range(L):
+        h, c, hid = cell_forward(kind, pre_x[t], hs[-1], cs[-1], w_hh, b_hh)
+        hs.append(h), cs.append(c), ys.append(h), hids.append(hid)
+    dh, dc = ghn.copy(), gcn.copy()
+    d_pre_x = np.zeros_like(pre_x)
+    d_hid = np.zeros_like(pre_x)
+    for t in reversed(range(L)):
+        dh = dh + gy[t]
+        hp, cp, h, c = hs[t], cs[t], hs[t + 1], cs[t + 1]
+        if kind == "lstm":
+            pre = pre_x[t] + w_hh @ hp
+            i, f, g, o = sigmoid(pre[:H]), sigmoid(pre[H:2 * H]), np.tanh(pre[2 * H:3 * H]), sigmoid(pre[3 * H:])
+            tc = np.tanh(c)
+            dct = dc + dh * o * (1 - tc**2)
+            d = np.concatenate([dct * g * i * (1 - i), dct * cp * f * (1 - f), dct * i * (1 - g**2),
+                                dh * tc * o * (1 - o)])
+            d_pre_x[t] = d
+            dh, dc = w_hh.T @ d, dct * f
+        elif kind == "gru":
+            hid = hids[t]
+            r = sigmoid(pre_x[t, :H] + hid[:H])
+            z = sigmoid(pre_x[t, H:2 * H] + hid[H:2 * H])
+            n = np.tanh(pre_x[t, 2 * H:] + r * hid[2 * H:])
+            dn = dh * (1 - z) * (1 - n**2)
+            dz = dh * (hp - n) * z * (1 - z)
+            dr = dn * hid[2 * H:] * r * (1 - r)
+            d_pre_x[t] = np.concatenate([dr, dz, dn])
+            d_hid[t] = np.concatenate([dr, dz, dn * r])
+            dh = dh * z + w_hh.T @ d_hid[t]
+        else:
+            d = dh * ((1 - h**2) if kind == "tanh" else (h > 0))
+            d_pre_x[t] = d
+            dh = w_hh.T @ d
+    return np.array(ys), hs[-1], cs[-1], np.array(hids) if kind == "gru" else None, d_pre_x, d_hid, dh, dc
+
+
+def oracle(kind, lengths, reverse, pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn):
+    """Packed-layout results assembled from per-row sequences (float64)."""
+    _, rows = packed_rows(lengths)
+    G, H = pre_x.shape[1], h0.shape[1]
+    out = {k: np.zeros((pre_x.shape[0], w)) for k, w in [("y", H), ("hid", G), ("dx", G), ("dhid", G)]}
+    out.update({k: np.zeros_like(h0) for k in ["h_n", "c_n", "dh0", "dc0"]})
+    for b, r in enumerate(rows):
+        order = r[::-1] if reverse else r
+        y, hn, cn, hid, dx, dhid, dh0, dc0 = sequence_loss_grads(
+            kind, pre_x[order], h0[b], c0[b], w_hh, b_hh, gy[order], ghn[b], gcn[b])
+        out["y"][order], out["dx"][order], out["dhid"][order] = y, dx, dhid
+        if hid is not None:
+            out["hid"][order] = hid
+        out["h_n"][b], out["c_n"][b], out["dh0"][b], out["dc0"][b] = hn, cn, dh0, dc0
+    return out
+
+
+def run_kernels(kind, lengths, reverse, dtype, pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn):
+    """The kernel results under the oracle's names."""
+    bs, _ = packed_rows(lengths)
+    cast = [a.astype(dtype) for a in (pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn)]
+    pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn = cast
+    if kind == "lstm":
+        gates = pre_x.copy()
+        y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs, reverse)
+        dx, dh0, dc0 = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn)
+        return {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx, "dh0": dh0, "dc0": dc0}
+    if kind == "gru":
+        gates = pre_x.copy()
+        hidden, y, h_n = _C.gru_sequence_forward(gates, w_hh, b_hh, h0, bs, reverse)
+        dx, dhid, dh0 = _C.gru_sequence_backward(w_hh, h0, gates, hidden, y, bs, reverse, gy, ghn)
+        return {"y": y, "h_n": h_n, "hid": hidden, "dx": dx, "dhid": dhid, "dh0": dh0}
+    y = pre_x.copy()
+    y_out, h_n = _C.rnn_sequence_forward(y, w_hh, h0, bs, reverse, kind)
+    assert y_out is y or np.shares_memory(y_out, y), "rnn_sequence_forward must work in place"
+    dx, dh0 = _C.rnn_sequence_backward(w_hh, h0, y, bs, reverse, kind, gy, ghn)
+    return {"y": y, "h_n": h_n, "dx": dx, "dh0": dh0}
+
+
+def random_problem(rng, kind, lengths, H):
+    G = GATES[kind] * H
+    total, B = sum(lengths), len(lengths)
+    scale = 1.0 / np.sqrt(H)
+    return (rng.standard_normal((total, G)), rng.standard_normal((B, H)), rng.standard_normal((B, H)),
+            rng.uniform(-scale, scale, (G, H)) * 2, rng.standard_normal(G) * 0.3,
+            rng.standard_normal((total, H)), rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("kind", list(GATES))
+@pytest.mark.parametrize("lengths,H", CASES)
+def test_sequence_matches_per_row_oracle(isa, rng, kind, lengths, H, reverse, dtype):
+    problem = random_problem(rng, kind, lengths, H)
+    if kind != "lstm":  # c0 / grad_c_n are LSTM-only
+        problem = problem[:2] + (np.zeros_like(problem[2]),) + problem[3:7] + (np.zeros_like(problem[7]),)
+    if kind in ("tanh", "relu"):  # the Elman projection carries both biases
+        problem = problem[:4] + (np.zeros_like(problem[4]),) + problem[5:]
+    want = oracle(kind, lengths, reverse, *problem)
+    got = run_kernels(kind, lengths, reverse, dtype, *problem)
+    atol, rtol = tol(dtype, max(lengths))
+    for name, value in got.items():
+        assert value.dtype == dtype
+        assert_close(value, want[name], atol=atol, rtol=rtol, what=f"{kind} {name}")
+
+
+@pytest.mark.parametrize("kind", list(GATES))
+def test_absent_gradients_are_zero(rng, kind):
+    """None for grad_y / grad_h_n (/ grad_c_n) means zero, not garbage."""
+    lengths, H = [4, 3, 1], 6
+    pre_x, h0, c0, w_hh, b_hh, _, _, _ = random_problem(rng, kind, lengths, H)
+    bs, _ = packed_rows(lengths)
+    gy = rng.standard_normal((sum(lengths), H))
+    zero = np.zeros((len(lengths), H))
+    if kind == "lstm":
+        gates = pre_x.copy()
+        _, c_all, _, _ = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs)
+        got = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, False, gy, None, None)
+        want = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, False, gy, zero, zero)
+    elif kind == "gru":
+        gates = pre_x.copy()
+        hidden, y, _ = _C.gru_sequence_forward(gates, w_hh, b_hh, h0, bs)
+        got = _C.gru_sequence_backward(w_hh, h0, gates, hidden, y, bs, False, None, zero + 1)
+        want = _C.gru_sequence_backward(w_hh, h0, gates, hidden, y, bs, False, np.zeros_like(gy), zero + 1)
+    else:
+        y = pre_x.copy()
+        _C.rnn_sequence_forward(y, w_hh, h0, bs, False, kind)
+        got = _C.rnn_sequence_backward(w_hh, h0, y, bs, False, kind, gy, None)
+        want = _C.rnn_sequence_backward(w_hh, h0, y, bs, False, kind, gy, zero)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_isas_and_thread_counts_agree(rng):
+    """A PTB-sized LSTM step sequence: every ISA and 1 vs 2 threads within float32 tolerance."""
+    lengths, H = [12] * 20, 650
+    pre_x, h0, c0, w_hh, _, gy, ghn, gcn = (a.astype(np.float32) for a in random_problem(rng, "lstm", lengths, H))
+    bs, _ = packed_rows(lengths)
+
+    def run():
+        gates = pre_x.copy()
+        y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs)
+        dx, dh0, dc0 = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, False, gy, ghn, gcn)
+        return y, h_n, c_n, dx, dh0, dc0
+
+    previous_isa, previous_threads = _C.cpu_isa(), _C.get_num_threads()
+    results = []
+    try:
+        for name in ["generic", "avx2", "avx512"]:
+            if not _C.isa_supported(name):
+                continue
+            _C.set_cpu_isa(name)
+            for threads in (1, 2):
+                _C.set_num_threads(threads)
+                results.append((name, threads, run()))
+    finally:
+        _C.set_cpu_isa(previous_isa)
+        _C.set_num_threads(previous_threads)
+    ref = results[0][2]
+    for name, threads, out in results[1:]:
+        for a, b in zip(out, ref):
+            assert_close(a, b, atol=1e-4, rtol=1e-3, what=f"{name} x{threads} threads vs {results[0][0]}")
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def test_bad_inputs_raise(rng):
+    H, B = 4, 3
+    w = rng.standard_normal((4 * H, H)).astype(np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    bs = np.array([3, 2], np.int64)
+    gates = rng.standard_normal((5, 4 * H)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: batch_sizes\[0\] must equal the batch size B = 3"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, np.array([2, 2, 1], np.int64))
+    with pytest.raises(ValueError, match="non-increasing and >= 1, got 3 at step 1 after 2"):
+        _C.lstm_sequence_forward(gates, w, h0[:2], h0[:2], np.array([2, 3], np.int64))
+    with pytest.raises(ValueError, match="batch_sizes is empty"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, np.array([], np.int64))
+    with pytest.raises(ValueError, match=r"gates"):
+        _C.lstm_sequence_forward(gates[:4], w, h0, h0, bs)
+    with pytest.raises(ValueError, match=r"w_hh must be \(4 \* H, H\)"):
+        _C.lstm_sequence_forward(gates, w[:15], h0, h0, bs)
+    with pytest.raises(TypeError, match="lstm_sequence_forward"):
+        _C.lstm_sequence_forward(gates, w.astype(np.float64), h0, h0, bs)
+    with pytest.raises(TypeError, match="batch_sizes"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs.astype(np.int32))
+    read_only = gates.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="gates must be writeable"):
+        _C.lstm_sequence_forward(read_only, w, h0, h0, bs)
+    with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu', got 'gelu'"):
+        _C.rnn_sequence_forward(gates[:, :H].copy(), w[:H], h0, bs, False, "gelu")
+    with pytest.raises(ValueError, match="grad_y"):
+        gates2 = gates.copy()
+        _, c_all, _, _ = _C.lstm_sequence_forward(gates2, w, h0, h0, bs)
+        _C.lstm_sequence_backward(w, gates2, c_all, h0, bs, False, np.zeros((4, H), np.float32), None, None)
