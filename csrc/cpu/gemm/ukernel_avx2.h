@@ -5,8 +5,8 @@
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
 // tile and b 32-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
-// Edges: the full tile is computed; rows past m are not stored and columns past n are masked
-// off the loads and stores (vmaskmov), so no byte outside C[:m, :n] is touched.
+// Edges: only the first m rows are computed (an m-row instantiation of the tile); columns past n
+// are masked off the loads and stores (vmaskmov), so no byte outside C[:m, :n] is touched.
 #pragma once
 #include <immintrin.h>
 
@@ -52,17 +52,17 @@ struct Ymm<double> {
   static void maskstore(double* p, __m256i k, V v) { _mm256_maskstore_pd(p, k, v); }
 };
 
-// The MR x (NV * lanes) tile; MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
-template <class T, int MR, int NV>
-inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b,
-                              T* __restrict c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+// ROWS (<= MR) rows of the MR x (NV * lanes) tile, over panels packed MR rows wide; MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
+template <class T, int MR, int NV, int ROWS>
+inline void gemm_ukernel_avx2_rows(int64_t kc, const T* __restrict a, const T* __restrict b,
+                              T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta) {
   using Y = Ymm<T>;
   using V = typename Y::V;
   constexpr int L = Y::kLanes, NR = NV * L;
   static_assert(MR * NV + NV + 1 <= 16, "the tile must fit the 16 ymm registers");
-  V acc[MR][NV];
+  V acc[ROWS][NV];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = Y::zero();
   for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
@@ -70,7 +70,7 @@ inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __rest
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = Y::load(b + v * L);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       const V ai = Y::set1(a[i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = Y::fmadd(ai, bv[v], acc[i][v]);
@@ -81,8 +81,7 @@ inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __rest
   for (int v = 0; v < NV; ++v) mask[v] = Y::mask(n - v * L);
   const V va = Y::set1(alpha), vb = Y::set1(beta);
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    if (i >= m) break;
+  for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;  // (n)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
@@ -91,6 +90,18 @@ inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __rest
       Y::maskstore(row + v * L, mask[v], r);
     }
   }
+}
+
+// The tile on the first m (1 <= m) rows of the panels: an edge tile of m < MR rows runs the
+// m-row instantiation (the panel stride stays MR), so it costs what its rows need: e.g. C of 20
+// rows is 6 + 6 + 6 + 2 rows of work, not 4 x 6 (the recurrent GEMM of a 20-row RNN batch).
+template <class T, int MR, int NV, int ROWS = MR>
+inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+                              int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+  if constexpr (ROWS > 1) {
+    if (m < ROWS) return gemm_ukernel_avx2<T, MR, NV, ROWS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+  }
+  gemm_ukernel_avx2_rows<T, MR, NV, ROWS>(kc, a, b, c, ldc, n, alpha, beta);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

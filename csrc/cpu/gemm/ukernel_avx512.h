@@ -6,9 +6,9 @@
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
 // tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
-// Edges: the full tile is always computed on the padded panels; rows past m are not stored
-// and columns past n are masked off the loads and stores, so no byte outside C[:m, :n] is
-// touched.
+// Edges: only the first m rows are computed (an m-row instantiation of the tile); columns past
+// n are computed on the zero padding and masked off the loads and stores, so no byte outside
+// C[:m, :n] is touched.
 #pragma once
 #include <immintrin.h>
 
@@ -47,19 +47,19 @@ struct Zmm<double> {
   static void mask_storeu(double* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
 };
 
-// The MR x (NV * lanes) tile. The accumulators are a fixed array indexed only by
+// ROWS (<= MR) rows of the MR x (NV * lanes) tile, over panels packed MR rows wide. The accumulators are a fixed array indexed only by
 // compile-time-unrolled loops, so GCC keeps all MR * NV of them in zmm registers
 // (MR * NV + NV + 1 <= 32).
-template <class T, int MR, int NV>
-inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b,
-                                T* __restrict c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+template <class T, int MR, int NV, int ROWS>
+inline void gemm_ukernel_avx512_rows(int64_t kc, const T* __restrict a, const T* __restrict b,
+                                T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta) {
   using Z = Zmm<T>;
   using V = typename Z::V;
   constexpr int L = Z::kLanes, NR = NV * L;
   static_assert(MR * NV + NV + 1 <= 32, "the tile must fit the 32 zmm registers");
-  V acc[MR][NV];
+  V acc[ROWS][NV];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v] = Z::zero();
   for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
@@ -67,7 +67,7 @@ inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __re
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = Z::load(b + v * L);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       const V ai = Z::set1(a[i]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[i][v] = Z::fmadd(ai, bv[v], acc[i][v]);
@@ -81,8 +81,7 @@ inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __re
   }
   const V va = Z::set1(alpha), vb = Z::set1(beta);
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    if (i >= m) break;
+  for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;  // (n)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -91,6 +90,18 @@ inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __re
       Z::mask_storeu(row + v * L, mask[v], r);
     }
   }
+}
+
+// The tile on the first m (1 <= m) rows of the panels: an edge tile of m < MR rows runs the
+// m-row instantiation (the panel stride stays MR), so it costs what its rows need: e.g. C of 20
+// rows is 6 + 6 + 6 + 2 rows of work, not 4 x 6 (the recurrent GEMM of a 20-row RNN batch).
+template <class T, int MR, int NV, int ROWS = MR>
+inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+                                int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+  if constexpr (ROWS > 1) {
+    if (m < ROWS) return gemm_ukernel_avx512<T, MR, NV, ROWS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+  }
+  gemm_ukernel_avx512_rows<T, MR, NV, ROWS>(kc, a, b, c, ldc, n, alpha, beta);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

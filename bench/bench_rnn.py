@@ -1,0 +1,385 @@
+"""Single-layer float32 LSTM over a whole sequence: dlcore.nn.LSTM vs torch.nn.LSTM side by side,
+same weights, forward only and forward + backward, on 1 and 2 threads.
+
+    DLCORE_DEV_BUILD=/tmp/build PYTHONPATH=python python bench/bench_rnn.py \
+        [--threads 1,2] [--shapes small,large,ptb,batch1] [--repeat 5] [--quick]
+
+Shapes are (T, B, I, H) = (seq, batch, input_size, hidden_size): small (50, 32, 128, 256),
+large (100, 64, 512, 512), ptb (35, 20, 650, 650; the medium PTB language model), batch1
+(100, 1, 128, 256; one sequence, latency bound).
+
+Floor (napkin math): the forward is one (T*B, I) x (I, 4H) GEMM for the input projections plus
+T dependent (B, H) x (H, 4H) GEMMs, 2*T*B*4H*(I + H) FLOP; backward runs the same GEMMs twice
+more (dgates W_ih and dgates W_hh for dx and dh, x^T dgates and h^T dgates for the weights), so
+forward + backward is 3x that. The pointwise gate math is O(T*B*H), negligible at these sizes
+except batch1, where each step is a (1, H) x (H, 4H) matrix-vector product bound by reading
+W_hh (4 MiB at H = 512... 1 MiB at H = 256, cached) and by per-step latency, so its % of peak
+is low for both libraries. E.g. large: 26.8 GFLOP forward, 80.5 forward + backward, so at the
+117 GFLOP/s one-core FMA peak here >= 0.23 s and >= 0.69 s.
+
+Columns: shape; thr (threads); dir (fwd: forward under no_grad; fwd+bwd: forward with grad,
+then backward of sum(output * G) for a fixed random G, with the input and all four parameters
+requiring grad); dlcore ms and torch ms (median (min) per call over --repeat samples after a
+warm-up); dlcore tok/s (T*B / median time); dlcore GF/s (the FLOP above / median time);
+% peak (of bench/peak_probe.py's measured FMA peak at that thread count); torch/dlcore (time
+ratio, > 1: dlcore faster); goal (1.5x torch's speed, or 90 % of peak where 1.5x would exceed
+it) and whether dlcore meets it.
+
+Each library runs in its own child process per (shape, threads), back to back (GNU OpenMP in
+dlcore and torch's thread pool spin against each other on two cores; see _sidebyside.py). The
+weights are torch.nn.LSTM's initialisation, copied into dlcore through load_state_dict. Before
+timing, the dlcore child checks its first forward against torch's (max |output diff| < 1e-4)
+and its first backward's gradients against torch's, and fails the run if they differ; without
+torch it checks the forward against a float64 NumPy LSTM and times dlcore alone.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _sidebyside import torch_available  # noqa: E402
+from bench_gemm import busy_cpu_seconds, wait_until_idle  # noqa: E402
+
+# name -> (T, B, I, H)
+SHAPES = {
+    "small": (50, 32, 128, 256),
+    "large": (100, 64, 512, 512),
+    "ptb": (35, 20, 650, 650),
+    "batch1": (100, 1, 128, 256),
+}
+DIRECTIONS = ("fwd", "fwd+bwd")
+PARAMS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+OUTPUT_TOL = 1e-4     # max |dlcore - reference| of the forward output
+GRAD_RTOL = 1e-4      # gradients: max |dlcore - torch| <= GRAD_RTOL * max |torch| per tensor
+GOAL_SPEEDUP = 1.5
+GOAL_PEAK = 0.90
+
+
+def flops(T, B, I, H, direction):
+    forward = 2.0 * T * B * 4 * H * (I + H)
+    return forward if direction == "fwd" else 3.0 * forward
+
+
+def time_call(fn, repeat, sample_s):
+    """(median, min) seconds per call: 2 warm-up calls, then `repeat` samples of >= sample_s."""
+    t0 = time.perf_counter()
+    fn()
+    fn()
+    per_call = (time.perf_counter() - t0) / 2
+    inner = max(1, round(sample_s / per_call))
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times), min(times)
+
+
+# ---------------------------------------------------------------- the case both children run
+def numpy_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """float64 reference forward: x (T, B, I), h0/c0 (B, H) -> output (T, B, H). Gates (i, f, g, o)."""
+    x, h, c = (a.astype(np.float64) for a in (x, h0, c0))
+    w_ih, w_hh, b = w_ih.astype(np.float64), w_hh.astype(np.float64), (b_ih + b_hh).astype(np.float64)
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    out = []
+    for t in range(x.shape[0]):
+        i, f, g, o = np.split(x[t] @ w_ih.T + h @ w_hh.T + b, 4, axis=1)  # each (B, H)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = sig(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out)
+
+
+def make_case(shape, path):
+    """Writes weights, inputs and reference results for one shape to `path` (.npz); returns the
+    name of the reference ('torch' or 'numpy float64')."""
+    T, B, I, H = SHAPES[shape]
+    rng = np.random.default_rng(0)
+    case = {
+        "x": rng.standard_normal((T, B, I), dtype=np.float32),
+        "h0": 0.5 * rng.standard_normal((1, B, H), dtype=np.float32),
+        "c0": 0.5 * rng.standard_normal((1, B, H), dtype=np.float32),
+        "grad_output": rng.standard_normal((T, B, H), dtype=np.float32),  # G in sum(output * G)
+    }
+    if torch_available():
+        import torch
+
+        torch.manual_seed(0)
+        lstm = torch.nn.LSTM(I, H)
+        case.update({k: v.detach().numpy().copy() for k, v in lstm.state_dict().items()})
+        x = torch.from_numpy(case["x"]).requires_grad_()
+        y, _ = lstm(x, (torch.from_numpy(case["h0"]), torch.from_numpy(case["c0"])))
+        y.backward(torch.from_numpy(case["grad_output"]))
+        case["ref_output"] = y.detach().numpy()
+        case["ref_grad_x"] = x.grad.numpy()
+        for name, p in lstm.named_parameters():
+            case["ref_grad_" + name] = p.grad.numpy()
+        reference = "torch"
+    else:
+        bound = 1.0 / np.sqrt(H)
+        for name in PARAMS:
+            shape_p = (4 * H, I if name == "weight_ih_l0" else H) if name.startswith("weight") else (4 * H,)
+            case[name] = rng.uniform(-bound, bound, shape_p).astype(np.float32)
+        case["ref_output"] = numpy_lstm(case["x"], case["h0"][0], case["c0"][0], *(case[n] for n in PARAMS))
+        reference = "numpy float64"
+    np.savez(path, **case)
+    return reference
+
+
+def check(case, output, grads, shape):
+    """Raises if the first forward (and backward) of dlcore disagree with the reference."""
+    diff = float(np.max(np.abs(output - case["ref_output"])))
+    if not diff < OUTPUT_TOL:
+        raise SystemExit(f"bench_rnn: dlcore LSTM output differs from the reference at {shape}: "
+                         f"max |diff| {diff:.3g} >= {OUTPUT_TOL}; not timing wrong results")
+    for name, g in (grads or {}).items():
+        ref = case.get("ref_grad_" + name)
+        if ref is None:
+            continue
+        diff = float(np.max(np.abs(g - ref)))
+        tol = GRAD_RTOL * float(np.max(np.abs(ref)))
+        if not diff <= tol:
+            raise SystemExit(f"bench_rnn: dlcore LSTM grad of {name} differs from torch's at {shape}: "
+                             f"max |diff| {diff:.3g} > {tol:.3g}; not timing wrong results")
+
+
+# ---------------------------------------------------------------- child side: one library
+def dlcore_runs(case, T, B, I, H):
+    """{direction: fn} over dlcore.nn.LSTM, plus `first(direction)` -> (output, grads)."""
+    import dlcore
+
+    lstm = dlcore.nn.LSTM(I, H)
+    lstm.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
+    x = dlcore.from_numpy(case["x"])
+    x.requires_grad_()
+    state = (dlcore.from_numpy(case["h0"]), dlcore.from_numpy(case["c0"]))
+    grad_output = dlcore.from_numpy(case["grad_output"])
+
+    def fwd():
+        with dlcore.no_grad():
+            return lstm(x, state)[0]
+
+    def fwd_bwd():
+        x.grad = None
+        lstm.zero_grad()
+        y, _ = lstm(x, state)
+        y.backward(grad_output)
+        return y
+
+    def first(direction):
+        if direction == "fwd":
+            return fwd().numpy(), None
+        y = fwd_bwd()
+        grads = {"x": x.grad.numpy(), **{n: getattr(lstm, n).grad.numpy() for n in PARAMS}}
+        return y.detach().numpy(), grads
+
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd}, first
+
+
+def torch_runs(case, T, B, I, H):
+    import torch
+
+    lstm = torch.nn.LSTM(I, H)
+    lstm.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
+    x = torch.from_numpy(case["x"]).requires_grad_()
+    state = (torch.from_numpy(case["h0"]), torch.from_numpy(case["c0"]))
+    grad_output = torch.from_numpy(case["grad_output"])
+
+    def fwd():
+        with torch.no_grad():
+            return lstm(x, state)[0]
+
+    def fwd_bwd():
+        x.grad = None
+        lstm.zero_grad()
+        y, _ = lstm(x, state)
+        y.backward(grad_output)
+        return y
+
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd}, None
+
+
+def child(lib, threads, shape, case_path, directions, repeat, sample_s):
+    if lib == "dlcore":
+        import dlcore
+
+        dlcore.set_num_threads(threads)
+        make = dlcore_runs
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        make = torch_runs
+    case = dict(np.load(case_path))
+    runs, first = make(case, *SHAPES[shape])
+    rows = {}
+    for d in directions:
+        if first is not None:
+            check(case, *first(d), shape)
+        rows[d] = time_call(runs[d], repeat, sample_s)
+    return rows
+
+
+# ---------------------------------------------------------------- parent side: the table
+def run_child(lib, threads, shape, case_path, args):
+    """One child's {direction: (median_s, min_s)} and `foreign`, the share of the machine
+    other processes used while it ran (a build beside the benchmark skews its times)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--only", lib, "--threads", str(threads),
+           "--shapes", shape, "--case", case_path, "--directions", ",".join(args.directions),
+           "--repeat", str(args.repeat), "--sample", str(args.sample)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
+    if args.wait_idle:
+        wait_until_idle(args.wait_idle)
+    b0, r0, t0 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    b1, r1, t1 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    if out.returncode != 0:
+        raise SystemExit(f"bench_rnn --only {lib} --threads {threads} --shapes {shape} failed:\n"
+                         f"{out.stderr.strip()}")
+    result = {"rows": json.loads(out.stdout.strip().splitlines()[-1])}
+    if b0 is not None:
+        mine = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+        result["foreign"] = max(0.0, (b1 - b0 - mine) / ((t1 - t0) * os.cpu_count()))
+    return result
+
+
+def run_pair(libs, threads, shape, case_path, args):
+    """{lib: child result}, each child rerun (up to --retries) while others used > 15 % of the CPUs."""
+    results = {}
+    for lib in libs:
+        for _ in range(1 + args.retries):
+            r = run_child(lib, threads, shape, case_path, args)
+            if lib not in results or r.get("foreign", 0) < results[lib].get("foreign", 0):
+                results[lib] = r
+            if results[lib].get("foreign", 0) <= 0.15:
+                break
+    return results
+
+
+def goal(torch_gf, peak_gf):
+    """(GFLOP/s dlcore must reach, label): 1.5x torch, or 90 % of peak where that is lower."""
+    if torch_gf is None:
+        return None, "-"
+    if GOAL_SPEEDUP * torch_gf > GOAL_PEAK * peak_gf:
+        return GOAL_PEAK * peak_gf, f"{100 * GOAL_PEAK:.0f} % peak"
+    return GOAL_SPEEDUP * torch_gf, f"{GOAL_SPEEDUP}x torch"
+
+
+def header(args, peak, reference_note):
+    import peak_probe
+
+    import dlcore
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "csrc", "python/dlcore"],
+                           capture_output=True, text=True, cwd=HERE).stdout.strip()
+    lines = [f"# LSTM float32, 1 layer | {peak_probe.cpu_model()} ({os.cpu_count()} CPUs, {platform.machine()}) | "
+             f"dlcore {dlcore.__version__} isa {dlcore.cpu_isa()} | commit {commit}"
+             f"{' + uncommitted edits' if dirty else ''} | {datetime.datetime.now():%Y-%m-%d %H:%M} | "
+             f"load avg {os.getloadavg()[0]:.2f}"]
+    for t in args.threads:
+        isa, gf = peak_probe.fma_peak(peak, t)
+        lines.append(f"# peak {t} thr: {gf:.1f} GFLOP/s FMA ({isa}, bench/peak_probe.py)")
+    if torch_available():
+        import torch
+
+        lines.append(f"# torch {torch.__version__}; {reference_note}")
+    else:
+        lines.append(f"# torch not installed: dlcore alone, no ratio or goal; {reference_note}")
+    lines.append(f"# {args.repeat} samples of >= {args.sample} s after 2 warm-up calls; ms = median (min) per call")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
+    parser.add_argument("--directions", default=",".join(DIRECTIONS), help="fwd, fwd+bwd or both")
+    parser.add_argument("--repeat", type=int, default=None, help="timed samples per row (default 5; 2 with --quick)")
+    parser.add_argument("--sample", type=float, default=None,
+                        help="minimum seconds per sample (default 0.2; 0 with --quick: one call)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 samples of one call each")
+    parser.add_argument("--wait-idle", type=float, default=30.0,
+                        help="before each child, wait up to this many seconds for a quiet machine (0: don't)")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="rerun a child that ran while other processes used > 15 %% of the machine")
+    parser.add_argument("--only", choices=("dlcore", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.repeat = args.repeat or (2 if args.quick else 5)
+    args.sample = args.sample if args.sample is not None else (0.0 if args.quick else 0.2)
+    args.directions = args.directions.split(",")
+    shapes = args.shapes.split(",")
+    unknown = [s for s in shapes if s not in SHAPES] + [d for d in args.directions if d not in DIRECTIONS]
+    if unknown:
+        raise SystemExit(f"bench_rnn: unknown shapes or directions {unknown}; shapes: {', '.join(SHAPES)}; "
+                         f"directions: {', '.join(DIRECTIONS)}")
+    if args.only:
+        rows = child(args.only, int(args.threads), shapes[0], args.case, args.directions, args.repeat, args.sample)
+        print(json.dumps(rows))
+        return
+
+    import peak_probe
+
+    args.threads = [int(t) for t in args.threads.split(",")]
+    peak = peak_probe.load_or_measure(sorted(set(args.threads) | {1}))
+    libs = ["dlcore", "torch"] if torch_available() else ["dlcore"]
+    results = {}  # (shape, threads) -> {lib: child result}
+    with tempfile.TemporaryDirectory(prefix="bench_rnn-") as tmp:
+        for shape in shapes:
+            case_path = os.path.join(tmp, f"{shape}.npz")
+            reference = make_case(shape, case_path)
+            for t in args.threads:
+                results[shape, t] = run_pair(libs, t, shape, case_path, args)
+    note = (f"dlcore's first forward checked against {reference} (max |diff| < {OUTPUT_TOL})"
+            + (f", first backward's grads against torch's (<= {GRAD_RTOL} x max |grad|)" if reference == "torch" else ""))
+    print("\n".join(header(args, peak, note)))
+    foreign = [r["foreign"] for pair in results.values() for r in pair.values() if "foreign" in r]
+    if foreign and max(foreign) > 0.10:
+        print(f"# WARNING: other processes used up to {100 * max(foreign):.0f} % of the CPUs during a child; "
+              "times are skewed")
+    print()
+    head = ["shape (T, B, I, H)", "thr", "dir", "dlcore ms", "torch ms", "dlcore tok/s", "dlcore GF/s", "% peak",
+            "torch/dlcore", "goal", "met"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for shape in shapes:
+        T, B, I, H = SHAPES[shape]
+        for t in args.threads:
+            peak_gf = peak_probe.fma_peak(peak, t)[1]
+            pair = results[shape, t]
+            for d in args.directions:
+                med, low = pair["dlcore"]["rows"][d]
+                gf = flops(T, B, I, H, d) / med / 1e9
+                cells = [f"{shape} {T}x{B}x{I}x{H}", str(t), d, f"{1e3 * med:.2f} ({1e3 * low:.2f})"]
+                torch_gf = None
+                if "torch" in pair:
+                    tmed, tlow = pair["torch"]["rows"][d]
+                    torch_gf = flops(T, B, I, H, d) / tmed / 1e9
+                    cells.append(f"{1e3 * tmed:.2f} ({1e3 * tlow:.2f})")
+                else:
+                    cells.append("-")
+                target, label = goal(torch_gf, peak_gf)
+                cells += [f"{T * B / med:,.0f}", f"{gf:.1f}", f"{100 * gf / peak_gf:.0f} %",
+                          f"{tmed / med:.2f}" if torch_gf else "-",
+                          f"{label} ({target:.1f} GF/s)" if target else "-",
+                          ("pass" if gf >= target else "miss") if target else "-"]
+                print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
