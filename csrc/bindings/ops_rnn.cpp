@@ -15,7 +15,7 @@
 // overwritten in place with what backward needs (activated gates; h for the Elman RNN), so the
 // Python layer passes a buffer it owns. batch_sizes (T,) int64: rows per step, PyTorch's
 // PackedSequence layout (core/kernel_args.h, RnnSequenceShape). W_hh (G * H, H) is packed here
-// once per call, in the orientation each direction's GEMM reads. Grad arguments may be None.
+// once per call, in the layout each direction's GEMM reads (PackedWeight). Grad arguments may be None.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -38,20 +38,28 @@ namespace {
 namespace py = pybind11;
 using py::arg;
 
-// W_hh (G * H, H) packed by this ISA's gemm_pack_b: as W_hh^T (H, G * H) when `transposed`
-// (forward: h_prev W_hh^T), else as is (backward: d_gates W_hh).
+// W_hh (G * H, H) packed by this ISA's gemm_pack_b for the recurrence kernels: forward
+// (`per_gate`), each gate's block W_g^T (H, H) packed on its own, one after another (threads
+// that own a slice of the units then read whole panels of every gate); backward, W_hh whole as
+// is (K = G * H, N = H).
 class PackedWeight {
  public:
   template <class T>
-  PackedWeight(const py::array& w_hh, bool transposed, T) {
-    const int64_t rows = w_hh.shape(0), cols = w_hh.shape(1);
-    const int64_t K = transposed ? cols : rows, N = transposed ? rows : cols;
-    const int64_t size = slot::gemm_packed_size<T>()(K, N);
+  PackedWeight(const py::array& w_hh, bool per_gate, T) {
+    const int64_t H = w_hh.shape(1), gates = w_hh.shape(0) / H;
+    const int64_t block = per_gate ? slot::gemm_packed_size<T>()(H, H) : slot::gemm_packed_size<T>()(gates * H, H);
+    const int64_t size = per_gate ? gates * block : block;
     const size_t bytes = (static_cast<size_t>(size) * sizeof(T) + 63) / 64 * 64;
     data_.reset(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
     if (!data_) throw std::bad_alloc();
+    const T* w = cdata<T>(w_hh);  // (G * H, H)
+    T* packed = static_cast<T*>(data_.get());
     py::gil_scoped_release release;
-    slot::gemm_pack_b<T>()(transposed, K, N, cdata<T>(w_hh), cols, static_cast<T*>(data_.get()));
+    if (!per_gate) {
+      slot::gemm_pack_b<T>()(false, gates * H, H, w, H, packed);
+      return;
+    }
+    for (int64_t g = 0; g < gates; ++g) slot::gemm_pack_b<T>()(true, H, H, w + g * H * H, H, packed + g * block);
   }
   template <class T> const T* get() const { return static_cast<const T*>(data_.get()); }
 

@@ -128,13 +128,15 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // a GEMM of the previous state with the pre-packed W_hh (gemm_pack_b of the same ISA) and a
 // fused pointwise pass. h0, c0, h_n, c_n, grad_h0, grad_c0 are (B, H); rows a step does not
 // reach are zero in every (total, *) output. Gate orders as in PyTorch.
-// LSTM forward. w_hh_t: op(B) = W_hh^T (H, 4H) packed (gemm_pack_b(trans_b = true) of W_hh
-// (4H, H)). gates (total, 4H): in x W_ih^T + b_ih + b_hh; out the activated gates (i, f, g, o).
+// Forward kernels read w_hh_t: the gate blocks W_g^T (H, H) of W_hh (G*H, H), each packed by
+// gemm_pack_b(trans_b = true) on its own and stored one after another (gemm_packed_size(H, H)
+// elements each); backward kernels read w_hh: W_hh (G*H, H) as is, packed whole (K = G*H, N = H).
+// LSTM forward. gates (total, 4H): in x W_ih^T + b_ih + b_hh; out the activated gates (i, f, g, o).
 // y, c_all (total, H): h and c of every step; h_n, c_n: each row's state after its last step.
 template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh_t,
                                                         const T* h0, const T* c0, T* gates, T* y,
                                                         T* c_all, T* h_n, T* c_n);
-// LSTM backward through time. w_hh: op(B) = W_hh (4H, H) packed (gemm_pack_b(trans_b = false)).
+// LSTM backward through time.
 // From the forward's gates, c_all and c0 and the incoming gradients (each may be null = zero):
 // grad_gates (total, 4H) (w.r.t. the gates before activation), grad_h0, grad_c0.
 template <class T> using LstmSequenceBackwardSig = void(const RnnSequenceShape& s, const T* w_hh,
@@ -142,23 +144,23 @@ template <class T> using LstmSequenceBackwardSig = void(const RnnSequenceShape& 
                                                          const T* grad_y, const T* grad_h_n,
                                                          const T* grad_c_n, T* grad_gates,
                                                          T* grad_h0, T* grad_c0);
-// GRU forward, gates (r, z, n). w_hh_t: W_hh^T (H, 3H) packed; b_hh (3H) | null.
+// GRU forward, gates (r, z, n). b_hh (3H) | null.
 // gates (total, 3H): in x W_ih^T + b_ih; out the activated r, z, n. hidden (total, 3H) :=
 // h_prev W_hh^T + b_hh of every step (its n third is needed by backward). y (total, H), h_n.
 template <class T> using GruSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh_t,
                                                        const T* b_hh, const T* h0, T* gates,
                                                        T* hidden, T* y, T* h_n);
-// GRU backward. w_hh: W_hh (3H, H) packed. grad_gates_x (total, 3H) w.r.t. x W_ih^T + b_ih,
+// GRU backward. grad_gates_x (total, 3H) w.r.t. x W_ih^T + b_ih,
 // grad_gates_h (total, 3H) w.r.t. h_prev W_hh^T + b_hh; grad_h0.
 template <class T> using GruSequenceBackwardSig = void(const RnnSequenceShape& s, const T* w_hh,
                                                         const T* h0, const T* gates, const T* hidden,
                                                         const T* y, const T* grad_y, const T* grad_h_n,
                                                         T* grad_gates_x, T* grad_gates_h, T* grad_h0);
-// Elman RNN forward. w_hh_t: W_hh^T (H, H) packed. y (total, H): in x W_ih^T + b_ih + b_hh,
+// Elman RNN forward. y (total, H): in x W_ih^T + b_ih + b_hh,
 // out h of every step (in place); h_n.
 template <class T> using RnnSequenceForwardSig = void(const RnnSequenceShape& s, RnnActivation act,
                                                        const T* w_hh_t, const T* h0, T* y, T* h_n);
-// Elman RNN backward. w_hh: W_hh (H, H) packed. grad_pre (total, H) w.r.t. the pre-activation.
+// Elman RNN backward. grad_pre (total, H) w.r.t. the pre-activation.
 template <class T> using RnnSequenceBackwardSig = void(const RnnSequenceShape& s, RnnActivation act,
                                                         const T* w_hh, const T* y, const T* grad_y,
                                                         const T* grad_h_n, T* grad_pre, T* grad_h0);

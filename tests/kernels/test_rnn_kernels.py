@@ -167,6 +167,25 @@ def test_sequence_matches_per_row_oracle(isa, rng, kind, lengths, H, reverse, dt
         assert_close(value, want[name], atol=atol, rtol=rtol, what=f"{kind} {name}")
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("kind", list(GATES))
+@pytest.mark.parametrize("lengths,H", [([7, 5, 5, 2, 1], 520), ([6] * 3 + [4] * 6 + [3, 2, 1, 1], 300)],
+                         ids=["units-split", "rows-split"])
+def test_two_threads_match_oracle(isa, rng, kind, lengths, H, reverse):
+    """Big enough for a team of two: a small batch splits the hidden units (H not a multiple of
+    the tile width), a larger one the batch rows; ragged lengths in both."""
+    problem = random_problem(rng, kind, lengths, H)
+    want = oracle(kind, lengths, reverse, *problem)
+    previous = _C.get_num_threads()
+    _C.set_num_threads(2)
+    try:
+        got = run_kernels(kind, lengths, reverse, np.float64, *problem)
+    finally:
+        _C.set_num_threads(previous)
+    for name, value in got.items():
+        assert_close(value, want[name], atol=1e-11, rtol=1e-10, what=f"{kind} {name}")
+
+
 @pytest.mark.parametrize("kind", list(GATES))
 def test_absent_gradients_are_zero(rng, kind):
     """None for grad_y / grad_h_n (/ grad_c_n) means zero, not garbage."""

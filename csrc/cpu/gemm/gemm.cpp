@@ -54,6 +54,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu/gemm/gemm_parts.h"
 #include "cpu/gemm/ukernels.h"
 #include "cpu/kernels.h"
 
@@ -592,5 +593,18 @@ void gemm_packed(const GemmArgs<T>& g, const T* Bp) {
   gemm_part(g, path, g.A, static_cast<const T*>(nullptr), g.C, omp_get_thread_num(), omp_get_num_threads(), Bp);
 }
 DLCORE_INSTANTIATE(gemm_packed, GemmPackedSig)
+
+template <class T>
+void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1) {
+  if (g.M <= 0 || n0 >= n1) return;
+  if (g.K == 0) {  // C := beta * C, then the epilogue, on these columns
+    scale_c(g.M, n1 - n0, g.beta, g.C + n0, g.ldc);
+    if (has_epilogue(g)) epilogue(g, g.M, n1 - n0, n0, g.C + n0, g.ldc);
+    return;
+  }
+  gemm_blocked(g, g.A, static_cast<const T*>(nullptr), g.C, 0, g.M, n0, n1, Bp);
+}
+template void gemm_packed_columns<float>(const GemmArgs<float>&, const float*, int64_t, int64_t);
+template void gemm_packed_columns<double>(const GemmArgs<double>&, const double*, int64_t, int64_t);
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -11,7 +11,8 @@
 //
 // Layout (RnnSequenceShape; csrc/cpu/rnn/sequence_walk.h): gates, hidden, grad_gates_x,
 // grad_gates_h (total, 3H); y, grad_y (total, H); h0, h_n, grad_h_n, grad_h0 (B, H); b_hh (3H).
-// W_hh pre-packed by gemm_pack_b: W_hh^T (H, 3H) forward, W_hh (3H, H) backward.
+// W_hh pre-packed by gemm_pack_b: per gate W_g^T (H, H) forward, W_hh (3H, H) whole backward.
+// Threads as in csrc/cpu/rnn/sequence_walk.h (batch rows, or hidden units for a small batch).
 // Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
 // Overwrite: every output is written in full; gates is read then overwritten in place.
 // Saved for backward: activated gates, hidden (for hn), y and h0 (the previous states).
@@ -70,18 +71,21 @@ inline void gru_backward_cells(int64_t H, int64_t j0, int64_t j1, const T* __res
 template <class T>
 void gru_sequence_forward(const RnnSequenceShape& s, const T* w_hh_t, const T* b_hh, const T* h0,
                           T* gates, T* hidden, T* y, T* h_n) {
-  const int64_t H = s.H, G = 3 * H, total = rnn::total_rows(s);
-  for (rnn::Step st = rnn::first_step(s, total); st.t >= 0; st = rnn::next_step(s, st)) {
+  const int64_t H = s.H, G = 3 * H, gate_size = gemm_packed_size<T>(H, H);
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // hidden := h_prev W_hh^T + b_hh
+    rnn::gates_gemm<T>(st, part, H, 3, y, h0, w_hh_t, gate_size, T(0), b_hh, hidden + st.off * G);
+  };
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* gt = gates + st.off * G;   // (rows, 3H)
     T* hd = hidden + st.off * G;  // (rows, 3H)
     T* ht = y + st.off * H;       // (rows, H)
-    rnn::step_gemm<T>(st, H, G, y, h0, w_hh_t, T(0), b_hh, hd, G);
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) {
       const T* hp = r < st.carried ? y + (st.prev_off + r) * H : h0 + r * H;  // (H)
       gru_forward_cells(H, j0, j1, gt + r * G, hd + r * G, hp, ht + r * H);
     });
-    rnn::copy_rows(st.finishing, st.rows, H, ht, h_n);
-  }
+    rnn::copy_part(st, part, st.finishing, st.rows, H, ht, h_n);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/false, /*barrier_after_second=*/true, 3, step_gemm, step_cells);
 }
 DLCORE_INSTANTIATE(gru_sequence_forward, GruSequenceForwardSig)
 
@@ -89,15 +93,15 @@ template <class T>
 void gru_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* h0, const T* gates,
                            const T* hidden, const T* y, const T* grad_y, const T* grad_h_n,
                            T* grad_gates_x, T* grad_gates_h, T* grad_h0) {
-  const int64_t H = s.H, G = 3 * H, total = rnn::total_rows(s);
+  const int64_t H = s.H, G = 3 * H;
   for (int64_t k = 0; k < s.B * H; ++k) grad_h0[k] = grad_h_n ? grad_h_n[k] : T(0);  // the carry
-  for (rnn::Step st = rnn::last_step(s, total); st.t >= 0; st = rnn::prev_step(s, st)) {
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     const T* gt = gates + st.off * G;                      // (rows, 3H)
     const T* hd = hidden + st.off * G;                     // (rows, 3H)
     const T* gy = grad_y ? grad_y + st.off * H : nullptr;  // (rows, H) | null
     T* dx = grad_gates_x + st.off * G;                     // (rows, 3H)
     T* dh = grad_gates_h + st.off * G;                     // (rows, 3H)
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) {
       const T* hp = r < st.carried ? y + (st.prev_off + r) * H : h0 + r * H;  // (H)
       if (gy)
         gru_backward_cells<true>(H, j0, j1, gt + r * G, hd + r * G, hp, gy + r * H, grad_h0 + r * H,
@@ -106,17 +110,11 @@ void gru_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* h0
         gru_backward_cells<false>(H, j0, j1, gt + r * G, hd + r * G, hp, gy, grad_h0 + r * H,
                                   dx + r * G, dh + r * G);
     });
-    GemmArgs<T> g;  // carry (rows, H) += d(h side) (rows, 3H) W_hh (3H, H)
-    g.M = st.rows;
-    g.N = H;
-    g.K = G;
-    g.beta = T(1);
-    g.A = dh;
-    g.lda = G;
-    g.C = grad_h0;
-    g.ldc = H;
-    gemm_packed<T>(g, w_hh);
-  }
+  };
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry += d(h side) W_hh
+    rnn::carry_gemm<T>(st, part, H, 3, grad_gates_h + st.off * G, w_hh, T(1), grad_h0);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 3, step_cells, step_gemm);
 }
 DLCORE_INSTANTIATE(gru_sequence_backward, GruSequenceBackwardSig)
 

@@ -14,9 +14,10 @@
 //
 // Layout (RnnSequenceShape; csrc/cpu/rnn/sequence_walk.h walks it): gates, grad_gates (total, 4H);
 // y, c_all, grad_y (total, H); h0, c0, h_n, c_n, grad_h_n, grad_c_n, grad_h0, grad_c0 (B, H);
-// all row-major contiguous. W_hh is read pre-packed (gemm_pack_b of this ISA): W_hh^T (H, 4H)
-// forward, W_hh (4H, H) backward. Each step's GEMM runs on all threads (gemm_packed splits C),
-// then its pointwise pass splits (row, 256-unit block) cells.
+// all row-major contiguous. W_hh is read pre-packed (gemm_pack_b of this ISA): per gate W_g^T
+// (H, H) forward, W_hh (4H, H) whole backward. Threads (csrc/cpu/rnn/sequence_walk.h) own batch
+// rows, or hidden units when the batch is small; a thread's GEMM and cells of one step run
+// back to back on its own part, so the gates it just computed are still in its cache.
 // Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
 // Overwrite: every output is written in full; gates is read then overwritten in place.
 // Saved for backward: the activated gates, c_all, c0 (and y for dW_hh, used by the caller).
@@ -85,19 +86,22 @@ void init_carry(int64_t B, int64_t H, const T* src, T* dst) {
 template <class T>
 void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh_t, const T* h0, const T* c0,
                            T* gates, T* y, T* c_all, T* h_n, T* c_n) {
-  const int64_t H = s.H, G = 4 * H, total = rnn::total_rows(s);
-  for (rnn::Step st = rnn::first_step(s, total); st.t >= 0; st = rnn::next_step(s, st)) {
+  const int64_t H = s.H, G = 4 * H, gate_size = gemm_packed_size<T>(H, H);
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // gates += h_prev W_hh^T
+    rnn::gates_gemm<T>(st, part, H, 4, y, h0, w_hh_t, gate_size, T(1), nullptr, gates + st.off * G);
+  };
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* gt = gates + st.off * G;  // (rows, 4H)
     T* ht = y + st.off * H;      // (rows, H)
     T* ct = c_all + st.off * H;  // (rows, H)
-    rnn::step_gemm<T>(st, H, G, y, h0, w_hh_t, T(1), nullptr, gt, G);
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) {
       const T* cp = r < st.carried ? c_all + (st.prev_off + r) * H : c0 + r * H;  // (H)
       lstm_forward_cells(H, j0, j1, gt + r * G, cp, ht + r * H, ct + r * H);
     });
-    rnn::copy_rows(st.finishing, st.rows, H, ht, h_n);
-    rnn::copy_rows(st.finishing, st.rows, H, ct, c_n);
-  }
+    rnn::copy_part(st, part, st.finishing, st.rows, H, ht, h_n);
+    rnn::copy_part(st, part, st.finishing, st.rows, H, ct, c_n);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/false, /*barrier_after_second=*/true, 4, step_gemm, step_cells);
 }
 DLCORE_INSTANTIATE(lstm_sequence_forward, LstmSequenceForwardSig)
 
@@ -105,15 +109,15 @@ template <class T>
 void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* gates, const T* c_all,
                             const T* c0, const T* grad_y, const T* grad_h_n, const T* grad_c_n,
                             T* grad_gates, T* grad_h0, T* grad_c0) {
-  const int64_t H = s.H, G = 4 * H, total = rnn::total_rows(s);
+  const int64_t H = s.H, G = 4 * H;
   init_carry(s.B, H, grad_h_n, grad_h0);  // the carries end as grad_h0, grad_c0
   init_carry(s.B, H, grad_c_n, grad_c0);
-  for (rnn::Step st = rnn::last_step(s, total); st.t >= 0; st = rnn::prev_step(s, st)) {
-    const T* gt = gates + st.off * G;                        // (rows, 4H)
-    const T* ct = c_all + st.off * H;                        // (rows, H)
-    const T* gy = grad_y ? grad_y + st.off * H : nullptr;    // (rows, H) | null
-    T* dgt = grad_gates + st.off * G;                        // (rows, 4H)
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
+    const T* gt = gates + st.off * G;                      // (rows, 4H)
+    const T* ct = c_all + st.off * H;                      // (rows, H)
+    const T* gy = grad_y ? grad_y + st.off * H : nullptr;  // (rows, H) | null
+    T* dgt = grad_gates + st.off * G;                      // (rows, 4H)
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) {
       const T* cp = r < st.carried ? c_all + (st.prev_off + r) * H : c0 + r * H;  // (H)
       if (gy)
         lstm_backward_cells<true>(H, j0, j1, gt + r * G, cp, ct + r * H, gy + r * H, grad_h0 + r * H,
@@ -122,16 +126,11 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* g
         lstm_backward_cells<false>(H, j0, j1, gt + r * G, cp, ct + r * H, gy, grad_h0 + r * H,
                                    grad_c0 + r * H, dgt + r * G);
     });
-    GemmArgs<T> g;  // carry_h (rows, H) := d_gates (rows, 4H) W_hh (4H, H)
-    g.M = st.rows;
-    g.N = H;
-    g.K = G;
-    g.A = dgt;
-    g.lda = G;
-    g.C = grad_h0;
-    g.ldc = H;
-    gemm_packed<T>(g, w_hh);
-  }
+  };
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry_h := d_gates W_hh
+    rnn::carry_gemm<T>(st, part, H, 4, grad_gates + st.off * G, w_hh, T(0), grad_h0);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 4, step_cells, step_gemm);
 }
 DLCORE_INSTANTIATE(lstm_sequence_backward, LstmSequenceBackwardSig)
 

@@ -8,7 +8,7 @@
 //
 // Layout (RnnSequenceShape; csrc/cpu/rnn/sequence_walk.h): y, grad_y, grad_pre (total, H);
 // h0, h_n, grad_h_n, grad_h0 (B, H). W_hh pre-packed by gemm_pack_b: W_hh^T forward, W_hh
-// backward (both (H, H)).
+// backward (both (H, H)). Threads as in csrc/cpu/rnn/sequence_walk.h.
 // Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
 // Overwrite: every output is written in full; y is read then overwritten in place.
 // Saved for backward: y (also the previous states for dW_hh).
@@ -52,41 +52,37 @@ inline void rnn_backward_cells(RnnActivation act, int64_t j0, int64_t j1, const 
 template <class T>
 void rnn_sequence_forward(const RnnSequenceShape& s, RnnActivation act, const T* w_hh_t, const T* h0,
                           T* y, T* h_n) {
-  const int64_t H = s.H, total = rnn::total_rows(s);
-  for (rnn::Step st = rnn::first_step(s, total); st.t >= 0; st = rnn::next_step(s, st)) {
+  const int64_t H = s.H, gate_size = gemm_packed_size<T>(H, H);
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // y += h_prev W_hh^T
+    rnn::gates_gemm<T>(st, part, H, 1, y, h0, w_hh_t, gate_size, T(1), nullptr, y + st.off * H);
+  };
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* ht = y + st.off * H;  // (rows, H)
-    rnn::step_gemm<T>(st, H, H, y, h0, w_hh_t, T(1), nullptr, ht, H);
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
-      activate_cells(act, j0, j1, ht + r * H);
-    });
-    rnn::copy_rows(st.finishing, st.rows, H, ht, h_n);
-  }
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) { activate_cells(act, j0, j1, ht + r * H); });
+    rnn::copy_part(st, part, st.finishing, st.rows, H, ht, h_n);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/false, /*barrier_after_second=*/true, 1, step_gemm, step_cells);
 }
 DLCORE_INSTANTIATE(rnn_sequence_forward, RnnSequenceForwardSig)
 
 template <class T>
 void rnn_sequence_backward(const RnnSequenceShape& s, RnnActivation act, const T* w_hh, const T* y,
                            const T* grad_y, const T* grad_h_n, T* grad_pre, T* grad_h0) {
-  const int64_t H = s.H, total = rnn::total_rows(s);
+  const int64_t H = s.H;
   for (int64_t k = 0; k < s.B * H; ++k) grad_h0[k] = grad_h_n ? grad_h_n[k] : T(0);  // the carry
-  for (rnn::Step st = rnn::last_step(s, total); st.t >= 0; st = rnn::prev_step(s, st)) {
+  auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     const T* ht = y + st.off * H;                          // (rows, H)
     const T* gy = grad_y ? grad_y + st.off * H : nullptr;  // (rows, H) | null
     T* dp = grad_pre + st.off * H;                         // (rows, H)
-    rnn::for_cells(st.rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+    rnn::part_cells(st, part, H, [&](int64_t r, int64_t j0, int64_t j1) {
       if (gy) rnn_backward_cells<true>(act, j0, j1, ht + r * H, gy + r * H, grad_h0 + r * H, dp + r * H);
       else rnn_backward_cells<false>(act, j0, j1, ht + r * H, gy, grad_h0 + r * H, dp + r * H);
     });
-    GemmArgs<T> g;  // carry (rows, H) := d_pre (rows, H) W_hh (H, H)
-    g.M = st.rows;
-    g.N = H;
-    g.K = H;
-    g.A = dp;
-    g.lda = H;
-    g.C = grad_h0;
-    g.ldc = H;
-    gemm_packed<T>(g, w_hh);
-  }
+  };
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry := d_pre W_hh
+    rnn::carry_gemm<T>(st, part, H, 1, grad_pre + st.off * H, w_hh, T(0), grad_h0);
+  };
+  rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 1, step_cells, step_gemm);
 }
 DLCORE_INSTANTIATE(rnn_sequence_backward, RnnSequenceBackwardSig)
 

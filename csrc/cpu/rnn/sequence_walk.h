@@ -1,6 +1,7 @@
 // Walking a packed sequence (RnnSequenceShape, core/kernel_args.h) one step at a time, for
-// the LSTM, GRU and Elman recurrences in this folder; and the two loops every step shares:
-// the recurrent GEMM over the previous state, and the pointwise pass over (rows, H) cells.
+// the LSTM, GRU and Elman recurrences in this folder; how one team of threads shares the steps
+// (see "threads" below); and the two loops every step runs on a thread's part: the recurrent
+// GEMM over the previous state, and the pointwise pass over the cells.
 //
 // The forward "runs" the steps t = 0 .. T-1 (t = T-1 .. 0 when reverse); backward through
 // time walks the same steps in the opposite order. For a step, the rows [0, carried) continue
@@ -15,9 +16,12 @@
 // passes it to the previous step run, and a row that started here from h0 never appears in an
 // earlier-run step again (those have fewer rows), so the carry ends as grad_h0.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/gemm/gemm_parts.h"
 #include "cpu/kernels.h"
 
 namespace dlcore::cpu::DLCORE_ISA::rnn {
@@ -75,54 +79,141 @@ inline Step prev_step(const RnnSequenceShape& s, const Step& st) {
   return st.t > 0 ? make_step(s, st.t - 1, st.off - s.batch_sizes[st.t - 1]) : Step{};
 }
 
-// C (rows, N), row stride ldc := h_prev W + beta * C (+ bias), where h_prev's rows [0, carried)
-// are rows prev_off.. of `prev` (total, K) and the rest rows carried.. of `init` (B, K); W (K, N)
-// is packed by gemm_pack_b.
+// ---- threads ------------------------------------------------------------------------------
+// One OpenMP team runs the whole sequence; each thread owns a part of every step:
+//  * batch rows [lo, hi): a row's step depends only on its own previous step, so the threads
+//    never wait for each other (each reads all of W_hh);
+//  * hidden units [lo, hi) (when the batch is too small to share): the thread computes the gate
+//    columns of its units and then their pointwise cells, so W_hh's slice stays in its own L2;
+//    one barrier per step, because the next step's GEMM reads every unit of h.
+// Unit ranges start at multiples of the GEMM tile width NR (a packed panel boundary).
+struct Part {
+  bool by_rows = true;
+  int64_t lo = 0, hi = 0;
+  int64_t row_lo(const Step& st) const { return by_rows ? std::min(lo, st.rows) : 0; }
+  int64_t row_hi(const Step& st) const { return by_rows ? std::min(hi, st.rows) : st.rows; }
+  int64_t unit_lo(int64_t) const { return by_rows ? 0 : lo; }
+  int64_t unit_hi(int64_t H) const { return by_rows ? H : hi; }
+};
+
+// Rows per thread from which the batch is split by rows (a full 6-row GEMM tile each).
+constexpr int64_t kMinRowsPerThread = 6;
+
 template <class T>
-void step_gemm(const Step& st, int64_t K, int64_t N, const T* prev, const T* init, const T* w_packed,
-               T beta, const T* bias, T* C, int64_t ldc) {
-  GemmArgs<T> g;
-  g.K = K;
-  g.N = N;
-  g.beta = beta;
-  g.bias = bias;
-  g.lda = K;
-  g.ldc = ldc;
-  if (st.carried > 0) {
-    g.M = st.carried;
-    g.A = prev + st.prev_off * K;
-    g.C = C;
-    gemm_packed<T>(g, w_packed);
+Part thread_part(int64_t B, int64_t H, int tid, int nt) {
+  Part p;
+  if (nt == 1 || B >= kMinRowsPerThread * nt) {
+    p.lo = B * tid / nt;
+    p.hi = B * (tid + 1) / nt;
+    return p;
   }
-  if (st.rows > st.carried) {
-    g.M = st.rows - st.carried;
-    g.A = init + st.carried * K;
-    g.C = C + st.carried * ldc;
-    gemm_packed<T>(g, w_packed);
+  constexpr int64_t NR = GemmTile<T>::NR;
+  const int64_t tiles = (H + NR - 1) / NR;
+  p.by_rows = false;
+  p.lo = std::min(H, tiles * tid / nt * NR);
+  p.hi = std::min(H, tiles * (tid + 1) / nt * NR);
+  return p;
+}
+
+// Whether a recurrence of G gates of H units over B rows is worth a team of threads: a step
+// must outweigh the ~1 us barrier. W_hh of G*H*H elements is read every step, so even one row
+// (memory-bound) pays from H ~ 256.
+inline bool worth_threads(int64_t B, int64_t H, int gates) {
+  return static_cast<double>(gates) * H * H * std::max<int64_t>(B, 4) >= 96.0 * 96.0 * 96.0;
+}
+
+// Runs every step in the forward's order (or backward's, reversed), each thread on its part:
+// first(st, part), then second(st, part). For a split by units, a barrier follows second
+// (barrier_after_second) or sits between the two, as the data flow of the recurrence needs.
+template <class T, class First, class Second>
+void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_second, int gates,
+                   const First& first, const Second& second) {
+  const int64_t total = total_rows(s);
+#pragma omp parallel if (worth_threads(s.B, s.H, gates))
+  {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    const Part part = thread_part<T>(s.B, s.H, tid, nt);
+    const bool sync = !part.by_rows && nt > 1;  // the same for every thread of the team
+    for (Step st = backward ? last_step(s, total) : first_step(s, total); st.t >= 0;
+         st = backward ? prev_step(s, st) : next_step(s, st)) {
+      first(st, part);
+      if (sync && !barrier_after_second) {
+#pragma omp barrier
+      }
+      second(st, part);
+      if (sync && barrier_after_second) {
+#pragma omp barrier
+      }
+    }
   }
 }
 
-// Cells (rows x H) below which a step's pointwise pass stays on the calling thread (as in
-// csrc/cpu/ref/lstm_cell.cpp: ~3.5 ns per LSTM cell, so 8K cells are ~30 us of work).
-constexpr int64_t kParallelCells = 1 << 13;
+// ---- the two loops of a step, on one thread's part ---------------------------------------
+// C[rows, gate columns of units [u0, u1)] := h_prev[rows] W_g^T[:, u0:u1] + beta * C (+ bias)
+// for each gate g < gates, rows = the part's rows of this step. h_prev's rows [0, carried) are
+// rows prev_off.. of `prev` (total, H) and the rest rows of `init` (B, H). w_gates holds the G
+// blocks W_g^T (H, H) packed one after another (gate_size elements each). C (rows, gates * H).
+template <class T>
+void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* prev, const T* init,
+                const T* w_gates, int64_t gate_size, T beta, const T* bias, T* C) {
+  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  if (r0 >= r1 || u0 >= u1) return;
+  const int64_t G = gates * H;
+  // (first row, row count, A rows): the carried rows, then the rows starting from init
+  const int64_t split = std::clamp(st.carried, r0, r1);
+  const int64_t starts[2] = {r0, split}, ends[2] = {split, r1};
+  const T* sources[2] = {prev + (st.prev_off + r0) * H, init + split * H};
+  for (int part_i = 0; part_i < 2; ++part_i) {
+    if (starts[part_i] >= ends[part_i]) continue;
+    for (int g = 0; g < gates; ++g) {
+      GemmArgs<T> a;
+      a.M = ends[part_i] - starts[part_i];
+      a.N = H;
+      a.K = H;
+      a.beta = beta;
+      a.bias = bias ? bias + g * H : nullptr;
+      a.A = sources[part_i];
+      a.lda = H;
+      a.C = C + starts[part_i] * G + g * H;
+      a.ldc = G;
+      gemm_packed_columns<T>(a, w_gates + g * gate_size, u0, u1);
+    }
+  }
+}
 
-// cell_block(r, j0, j1) for every row r < rows and unit block [j0, j1) of H: blocks of 256
-// units, so a small batch still splits across threads.
+// carry[rows, units [u0, u1)] := d_gates[rows] (rows, G*H) W_hh[:, u0:u1] + beta * carry, with
+// W_hh (G*H, H) packed whole; carry (B, H).
+template <class T>
+void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* d_gates, const T* w_hh,
+                T beta, T* carry) {
+  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  if (r0 >= r1 || u0 >= u1) return;
+  GemmArgs<T> a;
+  a.M = r1 - r0;
+  a.N = H;
+  a.K = gates * H;
+  a.beta = beta;
+  a.A = d_gates + r0 * gates * H;
+  a.lda = gates * H;
+  a.C = carry + r0 * H;
+  a.ldc = H;
+  gemm_packed_columns<T>(a, w_hh, u0, u1);
+}
+
+// cells(r, u0, u1) for each row of this step in the part, on the part's units.
 template <class F>
-void for_cells(int64_t rows, int64_t H, const F& cell_block) {
-  constexpr int64_t kBlock = 256;
-  const int64_t blocks = (H + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (rows * H >= kParallelCells)
-  for (int64_t task = 0; task < rows * blocks; ++task) {
-    const int64_t r = task / blocks, j0 = task % blocks * kBlock;
-    cell_block(r, j0, std::min(H, j0 + kBlock));
-  }
+void part_cells(const Step& st, const Part& part, int64_t H, const F& cells) {
+  const int64_t u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  if (u0 >= u1) return;
+  for (int64_t r = part.row_lo(st); r < part.row_hi(st); ++r) cells(r, u0, u1);
 }
 
-// dst rows [r0, r1) (H wide) := src rows [r0, r1).
+// dst rows [r0, r1) x units of the part := src's, for the rows of the part among them.
 template <class T>
-void copy_rows(int64_t r0, int64_t r1, int64_t H, const T* src, T* dst) {
-  std::copy(src + r0 * H, src + r1 * H, dst + r0 * H);
+void copy_part(const Step& st, const Part& part, int64_t r0, int64_t r1, int64_t H, const T* src, T* dst) {
+  const int64_t lo = std::max(r0, part.row_lo(st)), hi = std::min(r1, part.row_hi(st));
+  const int64_t u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  for (int64_t r = lo; r < hi; ++r) std::copy(src + r * H + u0, src + r * H + u1, dst + r * H + u0);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA::rnn
