@@ -12,9 +12,9 @@ Floor (napkin math): the forward is one (T*B, I) x (I, 4H) GEMM for the input pr
 T dependent (B, H) x (H, 4H) GEMMs, 2*T*B*4H*(I + H) FLOP; backward runs the same GEMMs twice
 more (dgates W_ih and dgates W_hh for dx and dh, x^T dgates and h^T dgates for the weights), so
 forward + backward is 3x that. The pointwise gate math is O(T*B*H), negligible at these sizes
-except batch1, where each step is a (1, H) x (H, 4H) matrix-vector product bound by reading
-W_hh (4 MiB at H = 512... 1 MiB at H = 256, cached) and by per-step latency, so its % of peak
-is low for both libraries. E.g. large: 26.8 GFLOP forward, 80.5 forward + backward, so at the
+except batch1, where each step is a (1, H) x (H, 4H) matrix-vector product: W_hh (1 MiB at
+H = 256) streams from cache once per step for 2 FLOP per weight, and each step waits for the
+one before, so its % of peak is low for both libraries. E.g. large: 26.8 GFLOP forward, 80.5 forward + backward, so at the
 117 GFLOP/s one-core FMA peak here >= 0.23 s and >= 0.69 s.
 
 Columns: shape; thr (threads); dir (fwd: forward under no_grad; fwd+bwd: forward with grad,
@@ -49,8 +49,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _sidebyside import torch_available  # noqa: E402
-from bench_gemm import busy_cpu_seconds, wait_until_idle  # noqa: E402
+from _sidebyside import torch_available
+from bench_gemm import busy_cpu_seconds, wait_until_idle
 
 # name -> (T, B, I, H)
 SHAPES = {
@@ -93,7 +93,10 @@ def numpy_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """float64 reference forward: x (T, B, I), h0/c0 (B, H) -> output (T, B, H). Gates (i, f, g, o)."""
     x, h, c = (a.astype(np.float64) for a in (x, h0, c0))
     w_ih, w_hh, b = w_ih.astype(np.float64), w_hh.astype(np.float64), (b_ih + b_hh).astype(np.float64)
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+
+    def sig(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
     out = []
     for t in range(x.shape[0]):
         i, f, g, o = np.split(x[t] @ w_ih.T + h @ w_hh.T + b, 4, axis=1)  # each (B, H)
@@ -234,20 +237,19 @@ def child(lib, threads, shape, case_path, directions, repeat, sample_s):
 
 
 # ---------------------------------------------------------------- parent side: the table
-def run_child(lib, threads, shape, case_path, args):
-    """One child's {direction: (median_s, min_s)} and `foreign`, the share of the machine
-    other processes used while it ran (a build beside the benchmark skews its times)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--only", lib, "--threads", str(threads),
-           "--shapes", shape, "--case", case_path, "--directions", ",".join(args.directions),
-           "--repeat", str(args.repeat), "--sample", str(args.sample)]
+def run_child(script, lib, threads, argv, wait_idle):
+    """Runs `script --only lib --threads threads argv...` with OMP_NUM_THREADS set; returns the
+    JSON its last line prints, as {"rows": ..., "foreign": share of the CPUs other processes
+    used while it ran} (a build beside the benchmark skews its times)."""
+    cmd = [sys.executable, script, "--only", lib, "--threads", str(threads), *argv]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
-    if args.wait_idle:
-        wait_until_idle(args.wait_idle)
+    if wait_idle:
+        wait_until_idle(wait_idle)
     b0, r0, t0 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     b1, r1, t1 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     if out.returncode != 0:
-        raise SystemExit(f"bench_rnn --only {lib} --threads {threads} --shapes {shape} failed:\n"
+        raise SystemExit(f"{os.path.basename(script)} --only {lib} --threads {threads} {' '.join(argv)} failed:\n"
                          f"{out.stderr.strip()}")
     result = {"rows": json.loads(out.stdout.strip().splitlines()[-1])}
     if b0 is not None:
@@ -256,17 +258,27 @@ def run_child(lib, threads, shape, case_path, args):
     return result
 
 
-def run_pair(libs, threads, shape, case_path, args):
-    """{lib: child result}, each child rerun (up to --retries) while others used > 15 % of the CPUs."""
+def run_pair(script, libs, threads, argv, args):
+    """{lib: child result}, back to back; a child that ran while other processes used > 15 % of
+    the CPUs is rerun (up to args.retries times) and the quietest run kept."""
     results = {}
     for lib in libs:
         for _ in range(1 + args.retries):
-            r = run_child(lib, threads, shape, case_path, args)
+            r = run_child(script, lib, threads, argv, args.wait_idle)
             if lib not in results or r.get("foreign", 0) < results[lib].get("foreign", 0):
                 results[lib] = r
             if results[lib].get("foreign", 0) <= 0.15:
                 break
     return results
+
+
+def foreign_warning(results):
+    """A warning line when other processes used > 10 % of the CPUs during any child, else None."""
+    foreign = [r["foreign"] for pair in results for r in pair.values() if "foreign" in r]
+    if foreign and max(foreign) > 0.10:
+        return (f"# WARNING: other processes used up to {100 * max(foreign):.0f} % of the CPUs during a child; "
+                "times are skewed")
+    return None
 
 
 def goal(torch_gf, peak_gf):
@@ -278,50 +290,67 @@ def goal(torch_gf, peak_gf):
     return GOAL_SPEEDUP * torch_gf, f"{GOAL_SPEEDUP}x torch"
 
 
-def header(args, peak, reference_note):
+def header(title, args, peak, note):
+    """The lines above a table: machine, build, commit, peaks, torch version, the check, timing."""
+    import dlcore
     import peak_probe
 
-    import dlcore
-
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "csrc", "python/dlcore"],
-                           capture_output=True, text=True, cwd=HERE).stdout.strip()
-    lines = [f"# LSTM float32, 1 layer | {peak_probe.cpu_model()} ({os.cpu_count()} CPUs, {platform.machine()}) | "
-             f"dlcore {dlcore.__version__} isa {dlcore.cpu_isa()} | commit {commit}"
-             f"{' + uncommitted edits' if dirty else ''} | {datetime.datetime.now():%Y-%m-%d %H:%M} | "
-             f"load avg {os.getloadavg()[0]:.2f}"]
+                            cwd=HERE, check=False).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc", "python/dlcore"],
+                           capture_output=True, text=True, cwd=HERE, check=False).stdout.strip()
+    lines = [(f"# {title} | {peak_probe.cpu_model()} ({os.cpu_count()} CPUs, {platform.machine()}) | "
+              f"dlcore {dlcore.__version__} isa {dlcore.cpu_isa()} | commit {commit}"
+              f"{' + uncommitted edits' if dirty else ''} | {datetime.datetime.now():%Y-%m-%d %H:%M} | "
+              f"load avg {os.getloadavg()[0]:.2f}")]
     for t in args.threads:
         isa, gf = peak_probe.fma_peak(peak, t)
         lines.append(f"# peak {t} thr: {gf:.1f} GFLOP/s FMA ({isa}, bench/peak_probe.py)")
     if torch_available():
         import torch
 
-        lines.append(f"# torch {torch.__version__}; {reference_note}")
+        lines.append(f"# torch {torch.__version__}; {note}")
     else:
-        lines.append(f"# torch not installed: dlcore alone, no ratio or goal; {reference_note}")
+        lines.append(f"# torch not installed: dlcore alone, no ratio or goal; {note}")
     lines.append(f"# {args.repeat} samples of >= {args.sample} s after 2 warm-up calls; ms = median (min) per call")
     return lines
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_common_args(parser, sample_s):
+    """The options both LSTM benchmarks take (and the child-only ones)."""
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
-    parser.add_argument("--directions", default=",".join(DIRECTIONS), help="fwd, fwd+bwd or both")
     parser.add_argument("--repeat", type=int, default=None, help="timed samples per row (default 5; 2 with --quick)")
     parser.add_argument("--sample", type=float, default=None,
-                        help="minimum seconds per sample (default 0.2; 0 with --quick: one call)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 2 samples of one call each")
-    parser.add_argument("--wait-idle", type=float, default=30.0,
-                        help="before each child, wait up to this many seconds for a quiet machine (0: don't)")
-    parser.add_argument("--retries", type=int, default=1,
-                        help="rerun a child that ran while other processes used > 15 %% of the machine")
+                        help=f"minimum seconds per sample (default {sample_s}; 0 with --quick: one call)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2 samples of one call each, no waiting for an idle machine, no reruns")
+    parser.add_argument("--wait-idle", type=float, default=None,
+                        help="before each child, wait up to this many seconds for a quiet machine (default 30; 0: don't)")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="rerun a child that ran while other processes used > 15 %% of the machine (default 1)")
     parser.add_argument("--only", choices=("dlcore", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+
+
+def resolve_common_args(args, sample_s):
+    """Fills the defaults that depend on --quick."""
     args.repeat = args.repeat or (2 if args.quick else 5)
-    args.sample = args.sample if args.sample is not None else (0.0 if args.quick else 0.2)
+    args.sample = args.sample if args.sample is not None else (0.0 if args.quick else sample_s)
+    args.wait_idle = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 30.0)
+    args.retries = args.retries if args.retries is not None else (0 if args.quick else 1)
+    if args.only:
+        args.threads = int(args.threads)
+    else:
+        args.threads = [int(t) for t in args.threads.split(",")]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
+    parser.add_argument("--directions", default=",".join(DIRECTIONS), help="fwd, fwd+bwd or both")
+    add_common_args(parser, sample_s=0.2)
+    args = parser.parse_args()
+    resolve_common_args(args, sample_s=0.2)
     args.directions = args.directions.split(",")
     shapes = args.shapes.split(",")
     unknown = [s for s in shapes if s not in SHAPES] + [d for d in args.directions if d not in DIRECTIONS]
@@ -329,13 +358,12 @@ def main():
         raise SystemExit(f"bench_rnn: unknown shapes or directions {unknown}; shapes: {', '.join(SHAPES)}; "
                          f"directions: {', '.join(DIRECTIONS)}")
     if args.only:
-        rows = child(args.only, int(args.threads), shapes[0], args.case, args.directions, args.repeat, args.sample)
+        rows = child(args.only, args.threads, shapes[0], args.case, args.directions, args.repeat, args.sample)
         print(json.dumps(rows))
         return
 
     import peak_probe
 
-    args.threads = [int(t) for t in args.threads.split(",")]
     peak = peak_probe.load_or_measure(sorted(set(args.threads) | {1}))
     libs = ["dlcore", "torch"] if torch_available() else ["dlcore"]
     results = {}  # (shape, threads) -> {lib: child result}
@@ -344,14 +372,15 @@ def main():
             case_path = os.path.join(tmp, f"{shape}.npz")
             reference = make_case(shape, case_path)
             for t in args.threads:
-                results[shape, t] = run_pair(libs, t, shape, case_path, args)
+                argv = ["--shapes", shape, "--case", case_path, "--directions", ",".join(args.directions),
+                        "--repeat", str(args.repeat), "--sample", str(args.sample)]
+                results[shape, t] = run_pair(os.path.abspath(__file__), libs, t, argv, args)
     note = (f"dlcore's first forward checked against {reference} (max |diff| < {OUTPUT_TOL})"
             + (f", first backward's grads against torch's (<= {GRAD_RTOL} x max |grad|)" if reference == "torch" else ""))
-    print("\n".join(header(args, peak, note)))
-    foreign = [r["foreign"] for pair in results.values() for r in pair.values() if "foreign" in r]
-    if foreign and max(foreign) > 0.10:
-        print(f"# WARNING: other processes used up to {100 * max(foreign):.0f} % of the CPUs during a child; "
-              "times are skewed")
+    print("\n".join(header("LSTM float32, 1 layer", args, peak, note)))
+    warning = foreign_warning(results.values())
+    if warning:
+        print(warning)
     print()
     head = ["shape (T, B, I, H)", "thr", "dir", "dlcore ms", "torch ms", "dlcore tok/s", "dlcore GF/s", "% peak",
             "torch/dlcore", "goal", "met"]

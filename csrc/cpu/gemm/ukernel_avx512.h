@@ -6,9 +6,9 @@
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
 // tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
-// Edges: only the first m rows are computed (an m-row instantiation of the tile); columns past
-// n are computed on the zero padding and masked off the loads and stores, so no byte outside
-// C[:m, :n] is touched.
+// Edges: only the first m rows and ceil(n / lanes) vectors are computed (an instantiation of the
+// tile for that size); columns past n inside the last vector are masked off the loads and
+// stores, so no byte outside C[:m, :n] is touched.
 #pragma once
 #include <immintrin.h>
 
@@ -47,35 +47,35 @@ struct Zmm<double> {
   static void mask_storeu(double* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
 };
 
-// ROWS (<= MR) rows of the MR x (NV * lanes) tile, over panels packed MR rows wide. The accumulators are a fixed array indexed only by
-// compile-time-unrolled loops, so GCC keeps all MR * NV of them in zmm registers
-// (MR * NV + NV + 1 <= 32).
-template <class T, int MR, int NV, int ROWS>
-inline void gemm_ukernel_avx512_rows(int64_t kc, const T* __restrict a, const T* __restrict b,
+// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over panels packed
+// MR rows and NV vectors wide. The accumulators are a fixed array indexed only by
+// compile-time-unrolled loops, so GCC keeps all of them in zmm registers (MR * NV + NV + 1 <= 32).
+template <class T, int MR, int NV, int ROWS, int VECS>
+inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T* __restrict b,
                                 T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta) {
   using Z = Zmm<T>;
   using V = typename Z::V;
   constexpr int L = Z::kLanes, NR = NV * L;
   static_assert(MR * NV + NV + 1 <= 32, "the tile must fit the 32 zmm registers");
-  V acc[ROWS][NV];
+  V acc[ROWS][VECS];
 #pragma GCC unroll 32
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = Z::zero();
+    for (int v = 0; v < VECS; ++v) acc[i][v] = Z::zero();
   for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
-    V bv[NV];  // row p of the B panel
+    V bv[VECS];  // row p of the B panel
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = Z::load(b + v * L);
+    for (int v = 0; v < VECS; ++v) bv[v] = Z::load(b + v * L);
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i) {
       const V ai = Z::set1(a[i]);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[i][v] = Z::fmadd(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < VECS; ++v) acc[i][v] = Z::fmadd(ai, bv[v], acc[i][v]);
     }
   }
-  typename Z::Mask mask[NV];  // the columns of each vector that lie inside n
+  typename Z::Mask mask[VECS];  // the columns of each vector that lie inside n
 #pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
+  for (int v = 0; v < VECS; ++v) {
     const int64_t left = n - v * L;
     mask[v] = left >= L ? typename Z::Mask(~0u) : left > 0 ? typename Z::Mask((1u << left) - 1) : typename Z::Mask(0);
   }
@@ -84,7 +84,7 @@ inline void gemm_ukernel_avx512_rows(int64_t kc, const T* __restrict a, const T*
   for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;  // (n)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
+    for (int v = 0; v < VECS; ++v) {
       V r = Z::mul(va, acc[i][v]);
       if (beta != T(0)) r = Z::fmadd(vb, Z::maskz_loadu(mask[v], row + v * L), r);
       Z::mask_storeu(row + v * L, mask[v], r);
@@ -92,16 +92,21 @@ inline void gemm_ukernel_avx512_rows(int64_t kc, const T* __restrict a, const T*
   }
 }
 
-// The tile on the first m (1 <= m) rows of the panels: an edge tile of m < MR rows runs the
-// m-row instantiation (the panel stride stays MR), so it costs what its rows need: e.g. C of 20
-// rows is 6 + 6 + 6 + 2 rows of work, not 4 x 6 (the recurrent GEMM of a 20-row RNN batch).
-template <class T, int MR, int NV, int ROWS = MR>
+// The tile on the first m rows and n columns (1 <= m <= MR, 1 <= n <= NR) of the panels: an
+// edge tile runs the instantiation for its m rows and its ceil(n / lanes) vectors (the panel
+// strides stay MR and NR), so it costs what it covers: C of 20 rows is 6 + 6 + 6 + 2 rows of
+// FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
+template <class T, int MR, int NV, int ROWS = MR, int VECS = NV>
 inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
                                 int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
   if constexpr (ROWS > 1) {
-    if (m < ROWS) return gemm_ukernel_avx512<T, MR, NV, ROWS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+    if (m < ROWS) return gemm_ukernel_avx512<T, MR, NV, ROWS - 1, VECS>(kc, a, b, c, ldc, m, n, alpha, beta);
   }
-  gemm_ukernel_avx512_rows<T, MR, NV, ROWS>(kc, a, b, c, ldc, n, alpha, beta);
+  if constexpr (VECS > 1) {
+    constexpr int64_t kLanes = Zmm<T>::kLanes;
+    if (n <= (VECS - 1) * kLanes) return gemm_ukernel_avx512<T, MR, NV, ROWS, VECS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+  }
+  gemm_ukernel_avx512_part<T, MR, NV, ROWS, VECS>(kc, a, b, c, ldc, n, alpha, beta);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA
