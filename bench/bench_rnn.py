@@ -14,12 +14,12 @@ more (dgates W_ih and dgates W_hh for dx and dh, x^T dgates and h^T dgates for t
 forward + backward is 3x that. The pointwise gate math is O(T*B*H), negligible at these sizes
 except batch1, where each step is a (1, H) x (H, 4H) matrix-vector product: W_hh (1 MiB at
 H = 256) streams from cache once per step for 2 FLOP per weight, and each step waits for the
-one before, so its % of peak is low for both libraries. E.g. large: 26.8 GFLOP forward, 80.5 forward + backward, so at the
-117 GFLOP/s one-core FMA peak here >= 0.23 s and >= 0.69 s.
+one before, so its % of peak is low for both libraries. E.g. large: 26.8 GFLOP forward, 80.5
+forward + backward, so at the 117 GFLOP/s one-core FMA peak here >= 0.23 s and >= 0.69 s.
 
 Columns: shape; thr (threads); dir (fwd: forward under no_grad; fwd+bwd: forward with grad,
-then backward of sum(output * G) for a fixed random G, with the input and all four parameters
-requiring grad); dlcore ms and torch ms (median (min) per call over --repeat samples after a
+then backward of sum(output * G) for a fixed random G, i.e. output.backward(G), with the input
+and all four parameters requiring grad; h0, c0 are fixed random, not requiring grad); dlcore ms and torch ms (median (min) per call over --repeat samples after a
 warm-up); dlcore tok/s (T*B / median time); dlcore GF/s (the FLOP above / median time);
 % peak (of bench/peak_probe.py's measured FMA peak at that thread count); torch/dlcore (time
 ratio, > 1: dlcore faster); goal (1.5x torch's speed, or 90 % of peak where 1.5x would exceed
@@ -193,6 +193,7 @@ def dlcore_runs(case, T, B, I, H):
 
 
 def torch_runs(case, T, B, I, H):
+    """{direction: fn} over torch.nn.LSTM at the same weights and inputs; no check of its own."""
     import torch
 
     lstm = torch.nn.LSTM(I, H)

@@ -58,11 +58,20 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
     out = {"x": None, "h0": None, "c0": None, "w_ih": None, "w_hh": None, "b_ih": None, "b_hh": None}
     if need.get("x"):
         out["x"] = Tensor(_C.gemm(grad_x_side, ctx.w_ih))
-    if need.get("w_ih"):
-        out["w_ih"] = Tensor(_C.gemm(grad_x_side, ctx.x, None, True, False))
-    if need.get("w_hh"):
-        h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
-        out["w_hh"] = Tensor(_C.gemm(grad_h_side, h_prev, None, True, False))
+    if need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side:
+        # One GEMM for both: d_gates^T [x | h_prev] (G*H, I + H), wider N runs nearer peak.
+        inputs = ctx.x.shape[1]
+        xh = np.empty((ctx.x.shape[0], inputs + ctx.y.shape[1]), dtype=ctx.x.dtype)  # (total, I + H)
+        xh[:, :inputs] = ctx.x
+        xh[:, inputs:] = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
+        both = _C.gemm(grad_x_side, xh, None, True, False)
+        out["w_ih"], out["w_hh"] = Tensor(contig(both[:, :inputs])), Tensor(contig(both[:, inputs:]))
+    else:
+        if need.get("w_ih"):
+            out["w_ih"] = Tensor(_C.gemm(grad_x_side, ctx.x, None, True, False))
+        if need.get("w_hh"):
+            h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
+            out["w_hh"] = Tensor(_C.gemm(grad_h_side, h_prev, None, True, False))
     if need.get("b_ih"):
         out["b_ih"] = Tensor(sum_dims(grad_x_side, (0,)))
     if need.get("b_hh"):
