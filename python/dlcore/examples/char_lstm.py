@@ -112,7 +112,7 @@ def build(vocab_size, args):
 
 
 def restore(args):
-    """The checkpoint in --out with its model arguments copied into args (they must match)."""
+    """The checkpoint in --out; its model sizes (MODEL_ARGS) replace those in args."""
     path = checkpoint_path(args.out)
     ckpt = dlcore.load(path)
     for k in MODEL_ARGS:
@@ -220,7 +220,7 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--generate", action="store_true",
                         help="only sample from the checkpoint in --out (no training, no data needed)")
-    parser.add_argument("--epochs", type=int, default=4, help="total epochs (a resumed run counts its done ones)")
+    parser.add_argument("--epochs", type=int, default=5, help="total epochs (a resumed run counts its done ones)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap on training steps per epoch")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=100)
