@@ -159,3 +159,13 @@ def test_top_level_save_load_exported():
     if not hasattr(dlcore, "save"):
         pytest.skip("dlcore/__init__.py does not export save/load yet (from dlcore.checkpoint import load, save)")
     assert dlcore.save is checkpoint.save and dlcore.load is checkpoint.load
+
+
+def test_saved_file_mode_follows_umask(tmp_path):
+    """Like a plain open(): 0666 minus the umask, not mkstemp's private 0600."""
+    previous = os.umask(0o022)
+    try:
+        dlcore.save({"w": dlcore.ones(3)}, tmp_path / "a.safetensors")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644
