@@ -126,8 +126,8 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // ---- recurrences over a packed sequence (RnnSequenceShape; total = sum of batch_sizes) ----
 // The input projections of all steps are one GEMM before these kernels run; each step here is
 // a GEMM of the previous state with the pre-packed W_hh (gemm_pack_b of the same ISA) and a
-// fused pointwise pass. h0, c0, h_n, c_n, grad_h0, grad_c0 are (B, H); rows a step does not
-// reach are zero in every (total, *) output. Gate orders as in PyTorch.
+// fused pointwise pass. h0, c0, h_n, c_n, grad_h0, grad_c0 are (B, H); the (total, *) arrays
+// hold exactly the rows each step runs (no padding). Gate orders as in PyTorch.
 // Forward kernels read w_hh_t: the gate blocks W_g^T (H, H) of W_hh (G*H, H), each packed by
 // gemm_pack_b(trans_b = true) on its own and stored one after another (gemm_packed_size(H, H)
 // elements each); backward kernels read w_hh: W_hh (G*H, H) as is, packed whole (K = G*H, N = H).
