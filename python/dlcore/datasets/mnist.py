@@ -21,15 +21,12 @@ import zlib
 import numpy as np
 
 from dlcore.data.dataset import Dataset
+from dlcore.datasets._root import data_root
 from dlcore.tensor import Tensor
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")
-
-
-def _default_root():
-    return os.environ.get("DLCORE_DATA") or os.path.join(os.path.expanduser("~"), ".dlcore", "data")
 
 
 def _open(path):
@@ -88,7 +85,7 @@ class MNIST(Dataset):
 
     def __init__(self, root=None, train=True, download=False, transform=None, target_transform=None,
                  normalize=True):
-        self.root = os.path.expanduser(os.fspath(root)) if root is not None else _default_root()
+        self.root = data_root(root)
         self.train = bool(train)
         self.transform = transform
         self.target_transform = target_transform

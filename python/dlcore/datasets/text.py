@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from dlcore import random
-from dlcore.datasets.mnist import _default_root
+from dlcore.datasets._root import data_root
 from dlcore.tensor import Tensor
 
 
@@ -93,7 +93,7 @@ class TinyShakespeare(CharCorpus):
     folder, name = "tinyshakespeare", "input.txt"
 
     def __init__(self, root=None, train_fraction=0.9):
-        self.root = os.path.expanduser(os.fspath(root)) if root is not None else _default_root()
+        self.root = data_root(root)
         looked = [os.path.join(self.root, self.folder, n) for n in (self.name + ".gz", self.name)]
         path = next((p for p in looked if os.path.isfile(p)), None)
         if path is None:
