@@ -3,11 +3,14 @@
 dlcore (GNU OpenMP) and PyTorch (its own OpenMP runtime) each keep worker threads spinning
 after a parallel region; in one process on a 2-core machine they steal each other's cores
 and both slow down. So a benchmark times each library in a fresh child process, back to back
-in the same run, and the parent prints the ratio.
+in the same run, and the parent prints the ratio. `wait_until_idle` and `busy_cpu_seconds` let
+a benchmark start on a quiet machine and report how much CPU other processes took meanwhile.
 """
 import json
+import os
 import subprocess
 import sys
+import time
 
 
 def run_child(script, lib, argv):
@@ -24,3 +27,27 @@ def torch_available():
     except ImportError:
         return False
     return True
+
+
+def busy_cpu_seconds():
+    """CPU seconds all processes have spent busy since boot (/proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(max_wait):
+    """Waits (up to max_wait s) for a 1 s window in which other processes use < 10 % of the CPUs."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0 = busy_cpu_seconds()
+        if b0 is None:
+            return 0.0
+        time.sleep(1.0)
+        share = (busy_cpu_seconds() - b0) / os.cpu_count()
+        if share < 0.10 or time.monotonic() > deadline:
+            return share

@@ -42,6 +42,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _sidebyside import busy_cpu_seconds, wait_until_idle  # noqa: E402
 
 LIBS = ("dlcore", "numpy", "torch")
 
@@ -223,30 +224,6 @@ def child_env(lib, threads):
         # threaded so no OpenBLAS pool spins beside the library being timed.
         env["OPENBLAS_NUM_THREADS"] = "1"
     return env
-
-
-def busy_cpu_seconds():
-    """CPU seconds all processes have spent busy since boot (/proc/stat), or None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_idle(max_wait):
-    """Waits (up to max_wait s) for a 1 s window in which other processes use < 10 % of the CPUs."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        b0 = busy_cpu_seconds()
-        if b0 is None:
-            return 0.0
-        time.sleep(1.0)
-        share = (busy_cpu_seconds() - b0) / os.cpu_count()
-        if share < 0.10 or time.monotonic() > deadline:
-            return share
 
 
 def run_child(lib, threads, args):

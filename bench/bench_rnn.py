@@ -49,8 +49,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _sidebyside import torch_available
-from bench_gemm import busy_cpu_seconds, wait_until_idle
+from _sidebyside import busy_cpu_seconds, torch_available, wait_until_idle
 
 # name -> (T, B, I, H)
 SHAPES = {
