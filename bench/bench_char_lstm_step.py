@@ -97,10 +97,8 @@ def make_case(path):
 
 
 # ---------------------------------------------------------------- child side: one library
-def dlcore_model(case):
-    """(model, step): the dlcore model at the case's weights and one training step -> loss."""
-    import dlcore
-    from dlcore import nn
+def char_lstm(nn):
+    """The benchmark's model built from `nn` (dlcore.nn or torch.nn: the same API)."""
 
     class CharLSTM(nn.Module):
         def __init__(self):
@@ -113,7 +111,15 @@ def dlcore_model(case):
             y, _ = self.lstm(self.embed(x))  # (T, B, H)
             return self.head(y.reshape(T * B, H))  # (T*B, V)
 
-    model = CharLSTM()
+    return CharLSTM()
+
+
+def dlcore_model(case):
+    """(model, step): the dlcore model at the case's weights and one training step -> loss."""
+    import dlcore
+    from dlcore import nn
+
+    model = char_lstm(nn)
     model.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
     opt = dlcore.optim.Adam(model.parameters(), lr=LR)
     x, y = dlcore.from_numpy(case["inputs"]), dlcore.from_numpy(case["targets"])
@@ -132,18 +138,7 @@ def torch_model(case):
     import torch
     from torch import nn
 
-    class CharLSTM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(V, E)
-            self.lstm = nn.LSTM(E, H)
-            self.head = nn.Linear(H, V)
-
-        def forward(self, x):  # x (T, B) int64
-            y, _ = self.lstm(self.embed(x))  # (T, B, H)
-            return self.head(y.reshape(T * B, H))  # (T*B, V)
-
-    model = CharLSTM()
+    model = char_lstm(nn)
     if PARAMS[0] in case:  # else (make_case) keep torch's initialisation
         model.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
     opt = torch.optim.Adam(model.parameters(), lr=LR)
