@@ -159,19 +159,18 @@ def check(case, output, grads, shape):
 
 
 # ---------------------------------------------------------------- child side: one library
-def dlcore_runs(case, T, B, I, H):
-    """{direction: fn} over dlcore.nn.LSTM, plus `first(direction)` -> (output, grads)."""
-    import dlcore
-
-    lstm = dlcore.nn.LSTM(I, H)
-    lstm.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
-    x = dlcore.from_numpy(case["x"])
+def lstm_runs(lib, case, T, B, I, H):
+    """{direction: fn} over lib.nn.LSTM (lib = dlcore or torch: the same API) at the case's
+    weights and inputs, plus `first(direction)` -> (output, grads) for the correctness check."""
+    lstm = lib.nn.LSTM(I, H)
+    lstm.load_state_dict({k: lib.from_numpy(case[k].copy()) for k in PARAMS})
+    x = lib.from_numpy(case["x"])
     x.requires_grad_()
-    state = (dlcore.from_numpy(case["h0"]), dlcore.from_numpy(case["c0"]))
-    grad_output = dlcore.from_numpy(case["grad_output"])
+    state = (lib.from_numpy(case["h0"]), lib.from_numpy(case["c0"]))
+    grad_output = lib.from_numpy(case["grad_output"])
 
     def fwd():
-        with dlcore.no_grad():
+        with lib.no_grad():
             return lstm(x, state)[0]
 
     def fwd_bwd():
@@ -191,46 +190,17 @@ def dlcore_runs(case, T, B, I, H):
     return {"fwd": fwd, "fwd+bwd": fwd_bwd}, first
 
 
-def torch_runs(case, T, B, I, H):
-    """{direction: fn} over torch.nn.LSTM at the same weights and inputs; no check of its own."""
-    import torch
-
-    lstm = torch.nn.LSTM(I, H)
-    lstm.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
-    x = torch.from_numpy(case["x"]).requires_grad_()
-    state = (torch.from_numpy(case["h0"]), torch.from_numpy(case["c0"]))
-    grad_output = torch.from_numpy(case["grad_output"])
-
-    def fwd():
-        with torch.no_grad():
-            return lstm(x, state)[0]
-
-    def fwd_bwd():
-        x.grad = None
-        lstm.zero_grad()
-        y, _ = lstm(x, state)
-        y.backward(grad_output)
-        return y
-
-    return {"fwd": fwd, "fwd+bwd": fwd_bwd}, None
-
-
 def child(lib, threads, shape, case_path, directions, repeat, sample_s):
     if lib == "dlcore":
-        import dlcore
-
-        dlcore.set_num_threads(threads)
-        make = dlcore_runs
+        import dlcore as module
     else:
-        import torch
-
-        torch.set_num_threads(threads)
-        make = torch_runs
+        import torch as module
+    module.set_num_threads(threads)
     case = dict(np.load(case_path))
-    runs, first = make(case, *SHAPES[shape])
+    runs, first = lstm_runs(module, case, *SHAPES[shape])
     rows = {}
     for d in directions:
-        if first is not None:
+        if lib == "dlcore":  # the baseline is the reference; only dlcore is checked
             check(case, *first(d), shape)
         rows[d] = time_call(runs[d], repeat, sample_s)
     return rows
