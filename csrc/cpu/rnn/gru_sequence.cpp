@@ -94,7 +94,7 @@ void gru_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* h0
                            const T* hidden, const T* y, const T* grad_y, const T* grad_h_n,
                            T* grad_gates_x, T* grad_gates_h, T* grad_h0) {
   const int64_t H = s.H, G = 3 * H;
-  for (int64_t k = 0; k < s.B * H; ++k) grad_h0[k] = grad_h_n ? grad_h_n[k] : T(0);  // the carry
+  rnn::init_carry(s.B, H, grad_h_n, grad_h0);  // the carry ends as grad_h0
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     const T* gt = gates + st.off * G;                      // (rows, 3H)
     const T* hd = hidden + st.off * G;                     // (rows, 3H)

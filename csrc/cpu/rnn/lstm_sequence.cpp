@@ -75,12 +75,6 @@ inline void lstm_backward_cells(int64_t H, int64_t j0, int64_t j1, const T* __re
   }
 }
 
-// dst (B, H) := src (B, H), or zeros when src is null.
-template <class T>
-void init_carry(int64_t B, int64_t H, const T* src, T* dst) {
-  for (int64_t k = 0; k < B * H; ++k) dst[k] = src ? src[k] : T(0);
-}
-
 }  // namespace
 
 template <class T>
@@ -110,8 +104,8 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* g
                             const T* c0, const T* grad_y, const T* grad_h_n, const T* grad_c_n,
                             T* grad_gates, T* grad_h0, T* grad_c0) {
   const int64_t H = s.H, G = 4 * H;
-  init_carry(s.B, H, grad_h_n, grad_h0);  // the carries end as grad_h0, grad_c0
-  init_carry(s.B, H, grad_c_n, grad_c0);
+  rnn::init_carry(s.B, H, grad_h_n, grad_h0);  // the carries end as grad_h0, grad_c0
+  rnn::init_carry(s.B, H, grad_c_n, grad_c0);
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     const T* gt = gates + st.off * G;                      // (rows, 4H)
     const T* ct = c_all + st.off * H;                      // (rows, H)

@@ -69,7 +69,7 @@ template <class T>
 void rnn_sequence_backward(const RnnSequenceShape& s, RnnActivation act, const T* w_hh, const T* y,
                            const T* grad_y, const T* grad_h_n, T* grad_pre, T* grad_h0) {
   const int64_t H = s.H;
-  for (int64_t k = 0; k < s.B * H; ++k) grad_h0[k] = grad_h_n ? grad_h_n[k] : T(0);  // the carry
+  rnn::init_carry(s.B, H, grad_h_n, grad_h0);  // the carry ends as grad_h0
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     const T* ht = y + st.off * H;                          // (rows, H)
     const T* gy = grad_y ? grad_y + st.off * H : nullptr;  // (rows, H) | null

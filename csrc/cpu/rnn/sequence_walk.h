@@ -92,7 +92,7 @@ struct Part {
   int64_t lo = 0, hi = 0;
   int64_t row_lo(const Step& st) const { return by_rows ? std::min(lo, st.rows) : 0; }
   int64_t row_hi(const Step& st) const { return by_rows ? std::min(hi, st.rows) : st.rows; }
-  int64_t unit_lo(int64_t) const { return by_rows ? 0 : lo; }
+  int64_t unit_lo() const { return by_rows ? 0 : lo; }
   int64_t unit_hi(int64_t H) const { return by_rows ? H : hi; }
 };
 
@@ -156,7 +156,7 @@ void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_
 template <class T>
 void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* prev, const T* init,
                 const T* w_gates, int64_t gate_size, T beta, const T* bias, T* C) {
-  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
   if (r0 >= r1 || u0 >= u1) return;
   const int64_t G = gates * H;
   // (first row, row count, A rows): the carried rows, then the rows starting from init
@@ -186,7 +186,7 @@ void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
 template <class T>
 void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* d_gates, const T* w_hh,
                 T beta, T* carry) {
-  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
   if (r0 >= r1 || u0 >= u1) return;
   GemmArgs<T> a;
   a.M = r1 - r0;
@@ -203,16 +203,22 @@ void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
 // cells(r, u0, u1) for each row of this step in the part, on the part's units.
 template <class F>
 void part_cells(const Step& st, const Part& part, int64_t H, const F& cells) {
-  const int64_t u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  const int64_t u0 = part.unit_lo(), u1 = part.unit_hi(H);
   if (u0 >= u1) return;
   for (int64_t r = part.row_lo(st); r < part.row_hi(st); ++r) cells(r, u0, u1);
+}
+
+// A backward carry (B, H) := the incoming gradient src, or zeros when src is null (None).
+template <class T>
+void init_carry(int64_t B, int64_t H, const T* src, T* carry) {
+  for (int64_t k = 0; k < B * H; ++k) carry[k] = src ? src[k] : T(0);
 }
 
 // dst rows [r0, r1) x units of the part := src's, for the rows of the part among them.
 template <class T>
 void copy_part(const Step& st, const Part& part, int64_t r0, int64_t r1, int64_t H, const T* src, T* dst) {
   const int64_t lo = std::max(r0, part.row_lo(st)), hi = std::min(r1, part.row_hi(st));
-  const int64_t u0 = part.unit_lo(H), u1 = part.unit_hi(H);
+  const int64_t u0 = part.unit_lo(), u1 = part.unit_hi(H);
   for (int64_t r = lo; r < hi; ++r) std::copy(src + r * H + u0, src + r * H + u1, dst + r * H + u0);
 }
 
