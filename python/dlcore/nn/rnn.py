@@ -10,27 +10,15 @@ import math
 
 import numpy as np
 
-from dlcore import dtypes, ops
+from dlcore import ops
 from dlcore.nn import init
-from dlcore.nn.module import Module, Parameter
+from dlcore.nn.layers import _empty, _positive
+from dlcore.nn.module import Module
 from dlcore.nn.utils.rnn import PackedSequence
 from dlcore.ops.rnn import GruLayer, LstmLayer, RnnLayer
 from dlcore.tensor import Tensor
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-
-def _check_size(layer, name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _float_dtype(dtype):
-    dt = dtypes.as_dtype(dtype) if dtype is not None else dtypes.float32
-    if dt not in dtypes.FLOATS:
-        raise TypeError(f"parameters must be float32 or float64, got dtype {dt}")
-    return dt
 
 
 class RNNBase(Module):
@@ -44,16 +32,15 @@ class RNNBase(Module):
         super().__init__()
         name = mode if mode in ("LSTM", "GRU") else "RNN"
         self.mode = mode
-        self.input_size = _check_size(name, "input_size", input_size)
-        self.hidden_size = _check_size(name, "hidden_size", hidden_size)
-        self.num_layers = _check_size(name, "num_layers", num_layers)
+        self.input_size = _positive(name, "input_size", input_size)
+        self.hidden_size = _positive(name, "hidden_size", hidden_size)
+        self.num_layers = _positive(name, "num_layers", num_layers)
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{name}: dropout must be a probability in [0, 1], got {dropout!r}")
         if proj_size:
             raise ValueError(f"{name}: proj_size is not supported (got {proj_size}); use a Linear after the layer")
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.proj_size = bool(bidirectional), 0
-        dt = _float_dtype(dtype)
         gate_size = _GATES[mode] * self.hidden_size
         directions = 2 if self.bidirectional else 1
         for layer in range(self.num_layers):
@@ -63,7 +50,7 @@ class RNNBase(Module):
                 if self.bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
                 for kind, shape in shapes:
-                    setattr(self, f"{kind}_l{layer}{suffix}", Parameter(np.empty(shape, dtype=dt)))
+                    setattr(self, f"{kind}_l{layer}{suffix}", _empty(shape, dtype))
         self.reset_parameters()
 
     @property
@@ -239,15 +226,14 @@ class _CellBase(Module):
 
     def __init__(self, name, gates, input_size, hidden_size, bias, dtype):
         super().__init__()
-        self.input_size = _check_size(name, "input_size", input_size)
-        self.hidden_size = _check_size(name, "hidden_size", hidden_size)
+        self.input_size = _positive(name, "input_size", input_size)
+        self.hidden_size = _positive(name, "hidden_size", hidden_size)
         self.bias = bool(bias)
-        dt = _float_dtype(dtype)
-        self.weight_ih = Parameter(np.empty((gates * self.hidden_size, self.input_size), dtype=dt))
-        self.weight_hh = Parameter(np.empty((gates * self.hidden_size, self.hidden_size), dtype=dt))
+        self.weight_ih = _empty((gates * self.hidden_size, self.input_size), dtype)
+        self.weight_hh = _empty((gates * self.hidden_size, self.hidden_size), dtype)
         if self.bias:
-            self.bias_ih = Parameter(np.empty((gates * self.hidden_size,), dtype=dt))
-            self.bias_hh = Parameter(np.empty((gates * self.hidden_size,), dtype=dt))
+            self.bias_ih = _empty((gates * self.hidden_size,), dtype)
+            self.bias_hh = _empty((gates * self.hidden_size,), dtype)
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
