@@ -10,9 +10,6 @@
 
 #include "core/cpu_features.h"
 #include "core/registry.h"
-#ifdef DLCORE_WITH_CUDA
-#include "cuda/cuda_api.h"
-#endif
 
 namespace py = pybind11;
 
@@ -25,6 +22,14 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
+// _C.cuda: csrc/bindings/cuda_<family>.cpp (each registers nothing without CUDA)
+void bind_cuda_runtime(py::module_& cuda);
+void bind_cuda_elementwise(py::module_& cuda);
+void bind_cuda_reduce(py::module_& cuda);
+void bind_cuda_nn(py::module_& cuda);
+void bind_cuda_gemm(py::module_& cuda);
+void bind_cuda_conv(py::module_& cuda);
+void bind_cuda_rnn(py::module_& cuda);
 }  // namespace dlcore::bind
 
 namespace {
@@ -33,32 +38,6 @@ dlcore::Isa parse_isa(const std::string& name) {
   for (int i = 0; i < dlcore::kNumIsas; ++i)
     if (name == dlcore::isa_name(static_cast<dlcore::Isa>(i))) return static_cast<dlcore::Isa>(i);
   throw py::value_error("set_cpu_isa: unknown ISA '" + name + "', expected generic, avx2 or avx512");
-}
-
-void bind_cuda(py::module_& m) {
-  py::module_ cuda = m.def_submodule("cuda", "CUDA build and device status");
-#ifdef DLCORE_WITH_CUDA
-  cuda.def("is_built", [] { return true; });
-  cuda.def("device_count", &dlcore::cuda::device_count);
-  cuda.def("device_name", [](int device) {
-    if (device < 0 || device >= dlcore::cuda::device_count())
-      throw py::value_error("cuda.device_name: no CUDA device " + std::to_string(device));
-    return dlcore::cuda::device_name(device);
-  });
-  cuda.def("fill_check", [](int64_t n, float value) {
-    if (dlcore::cuda::device_count() == 0) throw std::runtime_error("cuda.fill_check: no CUDA device");
-    return dlcore::cuda::fill_check(n, value);
-  });
-#else
-  cuda.def("is_built", [] { return false; });
-  cuda.def("device_count", [] { return 0; });
-  cuda.def("device_name", [](int) -> std::string {
-    throw py::value_error("cuda.device_name: dlcore was built without CUDA");
-  });
-  cuda.def("fill_check", [](int64_t, float) -> double {
-    throw std::runtime_error("cuda.fill_check: dlcore was built without CUDA");
-  });
-#endif
 }
 
 }  // namespace
@@ -88,7 +67,6 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", [] { return omp_get_max_threads(); });
 
-  bind_cuda(m);
   dlcore::bind::bind_elementwise(m);
   dlcore::bind::bind_reduce(m);
   dlcore::bind::bind_loss(m);
@@ -97,4 +75,13 @@ PYBIND11_MODULE(_C, m) {
   dlcore::bind::bind_conv(m);
   dlcore::bind::bind_pool(m);
   dlcore::bind::bind_rnn(m);
+
+  py::module_ cuda = m.def_submodule("cuda", "CUDA runtime and kernels (empty but for is_built without CUDA)");
+  dlcore::bind::bind_cuda_runtime(cuda);
+  dlcore::bind::bind_cuda_elementwise(cuda);
+  dlcore::bind::bind_cuda_reduce(cuda);
+  dlcore::bind::bind_cuda_nn(cuda);
+  dlcore::bind::bind_cuda_gemm(cuda);
+  dlcore::bind::bind_cuda_conv(cuda);
+  dlcore::bind::bind_cuda_rnn(cuda);
 }

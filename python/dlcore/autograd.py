@@ -78,6 +78,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
+        _check_one_device(cls, args)
         ctx = cls()
         if not _grad_enabled:
             return cls.forward(ctx, *args, **kwargs)
@@ -103,6 +104,18 @@ class Function:
         return out
 
 
+def _check_one_device(cls, args):
+    """RuntimeError naming the op unless all Tensor arguments live on one device."""
+    storage = None
+    for a in args:
+        if isinstance(a, Tensor):
+            if storage is None:
+                storage = type(a._data)
+            elif type(a._data) is not storage:
+                devices = sorted({str(t.device) for t in args if isinstance(t, Tensor)})
+                raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, got {' and '.join(devices)}")
+
+
 def _topological_order(root_ctx):
     """Function nodes reachable from root_ctx, each after all nodes that consume its outputs."""
     order, visited = [], {root_ctx}
@@ -121,16 +134,26 @@ def _topological_order(root_ctx):
     return order
 
 
+def _sum(a, b):
+    """a + b for two gradient arrays of one device."""
+    if type(a) is np.ndarray:
+        return a + b
+    from dlcore.ops._util import lib
+
+    return lib(a).binary_forward(_C.BinaryOp.add, a, b)
+
+
 def _accumulate_leaf(t, g, fresh):
-    """t.grad += g, never aliasing an array another tensor may still hold."""
+    """t.grad += g, never aliasing an array another tensor may still hold (a GPU gradient is
+    always copied: a CudaArray does not know whether other views share its memory)."""
     arr = g._data
     if t.grad is None:
-        if id(arr) in fresh or not arr.flags.owndata or not arr.flags.c_contiguous:
+        if id(arr) in fresh or type(arr) is not np.ndarray or not arr.flags.owndata or not arr.flags.c_contiguous:
             arr = arr.copy()
         fresh.add(id(arr))
         t.grad = Tensor(arr)
     else:
-        t.grad = Tensor(t.grad._data + arr)
+        t.grad = Tensor(_sum(t.grad._data, arr))
 
 
 def backward(root, grad=None, retain_graph=False):
@@ -143,9 +166,9 @@ def backward(root, grad=None, retain_graph=False):
             raise RuntimeError(
                 f"backward: grad can be implicitly created only for scalar outputs, got shape {root.shape}"
             )
-        grad = Tensor(np.ones_like(root._data))
+        grad = Tensor(np.ones(root.shape, dtype=root._data.dtype)).to(root.device)
     elif not isinstance(grad, Tensor):
-        grad = Tensor(np.asarray(grad, dtype=root._data.dtype))
+        grad = Tensor(np.asarray(grad, dtype=root._data.dtype)).to(root.device)
     if grad.shape != root.shape:
         raise ValueError(f"backward: grad shape {grad.shape} does not match tensor shape {root.shape}")
     fresh = set()
@@ -183,7 +206,7 @@ def backward(root, grad=None, retain_graph=False):
                 if slot is None:
                     slot = grads[t._ctx] = [None] * t._ctx._n_outputs
                 i = t._out_index
-                slot[i] = g if slot[i] is None else Tensor(slot[i]._data + g._data)
+                slot[i] = g if slot[i] is None else Tensor(_sum(slot[i]._data, g._data))
                 if t._retains_grad:
                     _accumulate_leaf(t, g, fresh)
             if not retain_graph:
@@ -194,5 +217,7 @@ def backward(root, grad=None, retain_graph=False):
 
 
 import numpy as np  # noqa: E402
+
+from dlcore import _C  # noqa: E402
 
 from dlcore.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)

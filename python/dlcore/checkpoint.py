@@ -17,6 +17,7 @@ import tempfile
 
 import numpy as np
 
+from dlcore.cuda.array import CudaArray
 from dlcore.tensor import Tensor
 
 _STRUCTURE_KEY = "__dlcore_structure__"
@@ -35,8 +36,10 @@ def _safetensors_numpy():
 
 def _encode(obj, key, tensors):
     """A JSON-able description of obj; Tensors/arrays go into `tensors` under dotted keys."""
-    if isinstance(obj, (Tensor, np.ndarray)):
+    if isinstance(obj, (Tensor, np.ndarray, CudaArray)):
         arr = obj._data if isinstance(obj, Tensor) else obj
+        if isinstance(arr, CudaArray):  # saved from the host copy; loads onto the CPU
+            arr = arr.get()
         if key in tensors:
             raise ValueError(f"save: two entries flatten to the same key {key!r}")
         if not key:

@@ -4,7 +4,13 @@ Function."""
 import numpy as np
 
 from dlcore import autograd
+from dlcore.cuda.array import CudaArray
 from dlcore.tensor import Tensor
+
+
+def _host(a):
+    """Array a on the host (a copy for a CUDA array, a itself on the CPU)."""
+    return a.get() if isinstance(a, CudaArray) else a
 
 
 def _outputs(fn, inputs):
@@ -17,8 +23,14 @@ def _project(outs, weights):
     total = 0.0
     for o, w in zip(outs, weights):
         if w is not None:
-            total += float(np.sum(o._data.astype(np.float64) * w))
+            total += float(np.sum(_host(o._data).astype(np.float64) * w))
     return total
+
+
+def _sync(t, values):
+    """Makes tensor t hold `values` (a no-op on the CPU, where values is its own array)."""
+    if isinstance(t._data, CudaArray):
+        t._data[...] = values
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0):
@@ -42,21 +54,25 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0):
     loss = None
     for o, w in zip(outs, weights):
         if w is not None:
-            term = (o * Tensor(w.astype(o.dtype))).sum()
+            term = (o * Tensor(w.astype(o.dtype)).to(o.device)).sum()
             loss = term if loss is None else loss + term
     loss.backward()
     with autograd.no_grad():
         for k, t in enumerate(check):
-            analytic = np.zeros(t.shape) if t.grad is None else t.grad._data.astype(np.float64)
-            flat = t._data.reshape(-1)
+            analytic = np.zeros(t.shape) if t.grad is None else _host(t.grad._data).astype(np.float64)
+            values = _host(t._data)  # perturbed in place on the CPU; uploaded after each change on a GPU
+            flat = values.reshape(-1)
             numeric = np.zeros(flat.size)
             for i in range(flat.size):
                 orig = flat[i]
                 flat[i] = orig + eps
+                _sync(t, values)
                 plus = _project(_outputs(fn, inputs), weights)
                 flat[i] = orig - eps
+                _sync(t, values)
                 minus = _project(_outputs(fn, inputs), weights)
                 flat[i] = orig
+                _sync(t, values)
                 numeric[i] = (plus - minus) / (2 * eps)
             numeric = numeric.reshape(t.shape)
             err = np.abs(analytic - numeric)

@@ -1,17 +1,18 @@
-"""The Tensor: a NumPy array (the CPU storage, shared zero-copy with ``numpy()``) plus the
-autograd fields. Math goes through the Functions in ``dlcore.ops``, which call the C++
-kernels in ``dlcore._C``."""
+"""The Tensor: its storage (a NumPy array on the CPU, shared zero-copy with ``numpy()``, or a
+CudaArray on a GPU) plus the autograd fields. Math goes through the Functions in
+``dlcore.ops``, which call the kernels of ``dlcore._C`` or ``dlcore.cuda.kernels``."""
 import numpy as np
 
 from dlcore import autograd, dtypes
+from dlcore.cuda.array import CudaArray
 
 
 class Tensor:
     __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_out_index", "_retains_grad", "__weakref__")
 
     def __init__(self, data, requires_grad=False):
-        # data: a NumPy array of a supported dtype (internal constructor: no copy, no checks;
-        # users call dlcore.tensor / from_numpy).
+        # data: a NumPy array or CudaArray of a supported dtype (internal constructor: no
+        # copy, no checks; users call dlcore.tensor / from_numpy / .to()).
         self._data = data
         self.requires_grad = requires_grad
         self.grad = None
@@ -48,7 +49,13 @@ class Tensor:
 
     @property
     def device(self):
-        return dtypes.CPU
+        if type(self._data) is np.ndarray:
+            return dtypes.CPU
+        return dtypes.device("cuda", self._data.device)
+
+    @property
+    def is_cuda(self):
+        return isinstance(self._data, CudaArray)
 
     @property
     def is_leaf(self):
@@ -71,8 +78,9 @@ class Tensor:
         return self._data.flags.c_contiguous
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
-        extra = ""
+        host = self._data.get() if self.is_cuda else self._data
+        body = np.array2string(host, separator=", ", precision=4, prefix="tensor(")
+        extra = f", device='{self.device}'" if self.is_cuda else ""
         if self._data.dtype != dtypes.float32 and self._data.dtype != dtypes.int64:
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
@@ -86,6 +94,8 @@ class Tensor:
         """The underlying array (zero-copy on the CPU)."""
         if self.requires_grad:
             raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use .detach().numpy()")
+        if self.is_cuda:
+            raise TypeError(f"numpy: can't convert a {self.device} tensor to NumPy; use .cpu() to copy it to the host first")
         return self._data
 
     def item(self):
@@ -116,22 +126,31 @@ class Tensor:
         return self
 
     def to(self, *args, dtype=None, device=None):
+        """A copy on another device and/or dtype (self when nothing changes); differentiable."""
         for a in args:
             if isinstance(a, (str, dtypes.device)) and str(a).split(":")[0] in ("cpu", "cuda"):
                 device = a
             else:
                 dtype = a
-        if device is not None and dtypes.device(device).type != "cpu":
-            raise RuntimeError(
-                f"to: device {device!s} is not supported yet (the CUDA backend is a later issue); "
-                "dlcore.cuda.is_available() tells whether a GPU is present"
-            )
-        if dtype is not None and dtypes.as_dtype(dtype) != self._data.dtype:
-            return _ops.cast(self, dtypes.as_dtype(dtype))
-        return self
+        out = self
+        if device is not None:
+            out = _ops.to_device(out, dtypes.device(device))
+        if dtype is not None and dtypes.as_dtype(dtype) != out._data.dtype:
+            out = _ops.cast(out, dtypes.as_dtype(dtype))
+        return out
+
+    def cuda(self, device=None):
+        """A copy on the GPU (device 0, or the one named); self when it is there already."""
+        if device is None:
+            index = 0
+        elif isinstance(device, int):
+            index = device
+        else:
+            index = dtypes.device(device).index or 0
+        return self.to(dtypes.device("cuda", index))
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def float(self):
         return self.to(dtypes.float32)
@@ -165,6 +184,11 @@ class Tensor:
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("copy_: in-place op on a tensor that requires grad; use no_grad()")
         src = src._data if isinstance(src, Tensor) else np.asarray(src)
+        if self.is_cuda:
+            self._data[...] = src  # host arrays are uploaded; dtypes cast on the device
+            return self
+        if isinstance(src, CudaArray):
+            src = src.get()
         try:
             np.copyto(self._data, np.broadcast_to(src, self._data.shape), casting="same_kind")
         except ValueError:
@@ -237,7 +261,7 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError(f"bool: a tensor with {self._data.size} elements is ambiguous")
-        return bool(self._data)
+        return bool(self.item())
 
     def __float__(self):
         return float(self.item())
@@ -257,7 +281,10 @@ class Tensor:
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("setitem: in-place assignment to a tensor that requires grad; use no_grad()")
         index = _ops.shape.normalize_index(index)
-        self._data[index] = value._data if isinstance(value, Tensor) else value
+        value = value._data if isinstance(value, Tensor) else value
+        if isinstance(value, CudaArray) and not self.is_cuda:
+            raise RuntimeError(f"setitem: cannot assign a {value.device} tensor into a cpu tensor; use .cpu()")
+        self._data[index] = value
 
     def __iter__(self):
         for i in range(len(self)):

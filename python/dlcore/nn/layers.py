@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from dlcore import dtypes, ops
+from dlcore import creation, dtypes, ops
 from dlcore.nn import init
 from dlcore.nn.module import Module, Parameter
 from dlcore.tensor import Tensor
@@ -320,8 +320,8 @@ class LSTMCell(Module):
         if unbatched:
             x = ops.unsqueeze(x, 0)
         if hx is None:
-            zeros = np.zeros((x.shape[0], self.hidden_size), dtype=self.weight_ih._data.dtype)
-            h, c = Tensor(zeros), Tensor(zeros.copy())
+            shape, dt = (x.shape[0], self.hidden_size), self.weight_ih._data.dtype
+            h, c = creation.zeros(shape, dtype=dt, device=x.device), creation.zeros(shape, dtype=dt, device=x.device)
         else:
             h, c = hx
             if unbatched:

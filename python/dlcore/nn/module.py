@@ -4,7 +4,17 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from dlcore import dtypes
+from dlcore.cuda.array import CudaArray
 from dlcore.tensor import Tensor
+
+
+def _converted(arr, device, dtype):
+    """Array `arr` on `device` (None: where it is) with float dtype `dtype` (None: as is)."""
+    from dlcore.ops.shape import _move
+
+    if dtype is not None and arr.dtype in dtypes.FLOATS and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr if device is None else _move(arr, device)
 
 
 class Parameter(Tensor):
@@ -18,7 +28,7 @@ class Parameter(Tensor):
             arr = np.empty((0,), dtype=dtypes.float32)
         elif isinstance(data, Tensor):
             arr = data._data
-        elif isinstance(data, np.ndarray):
+        elif isinstance(data, (np.ndarray, CudaArray)):
             arr = data
         else:
             raise TypeError(f"Parameter: data must be a Tensor or a numpy.ndarray, got {type(data).__name__}")
@@ -237,32 +247,33 @@ class Module:
 
     # ---- device and dtype ------------------------------------------------------------------
     def to(self, *args, device=None, dtype=None):
-        """to(device) / to(dtype) / to(device, dtype). Only the CPU exists for now; a float
-        dtype converts the floating-point parameters and buffers in place (the Tensor objects
-        stay the same, so an optimizer built earlier still holds them)."""
+        """to(device) / to(dtype) / to(device, dtype): moves and/or converts the parameters and
+        buffers in place (the Tensor objects stay the same, so an optimizer built earlier still
+        holds them; their gradients move along). A dtype must be a float dtype and converts the
+        floating-point tensors only."""
         for a in args:
             if isinstance(a, dtypes.device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda")):
                 device = a
             else:
                 dtype = a
-        if device is not None and dtypes.device(device).type != "cpu":
-            raise RuntimeError(
-                f"Module.to: device {device!s} is not available: dlcore has no CUDA tensors yet "
-                "(the CUDA backend is a later issue); keep modules on 'cpu'"
-            )
+        dt = None
         if dtype is not None:
             dt = dtypes.as_dtype(dtype)
             if dt not in dtypes.FLOATS:
                 raise TypeError(f"Module.to: dtype must be a float dtype, got {dt}")
-            for t in list(self.parameters()) + list(self.buffers()):
-                if t._data.dtype in dtypes.FLOATS and t._data.dtype != dt:
-                    t._data = t._data.astype(dt)
-                    if t.grad is not None:
-                        t.grad = Tensor(t.grad._data.astype(dt))
+        dev = dtypes.device(device) if device is not None else None
+        if dev is not None and dev.type == "cuda":
+            from dlcore.ops.shape import cuda_index
+
+            cuda_index(dev)  # RuntimeError naming the reason before anything moves
+        for t in list(self.parameters()) + list(self.buffers()):
+            t._data = _converted(t._data, dev, dt)
+            if t.grad is not None:
+                t.grad = Tensor(_converted(t.grad._data, dev, dt))
         return self
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
         return self.to("cuda" if device is None else f"cuda:{device}")
@@ -311,6 +322,8 @@ class Module:
                 continue
             value = state_dict[key]
             src = value._data if isinstance(value, Tensor) else np.asarray(value)
+            if isinstance(src, CudaArray) and not isinstance(target._data, CudaArray):
+                src = src.get()
             if src.shape != target._data.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {tuple(src.shape)} from checkpoint, "
@@ -326,7 +339,10 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
             )
         for target, src in pending:  # copy only once everything checked out
-            np.copyto(target._data, src, casting="same_kind")
+            if isinstance(target._data, CudaArray):
+                target._data[...] = src  # uploads host values; casts on the device
+            else:
+                np.copyto(target._data, src, casting="same_kind")
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing --------------------------------------------------------------------------

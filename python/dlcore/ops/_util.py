@@ -3,9 +3,77 @@ reducing a broadcast gradient back to an input's shape."""
 import numpy as np
 
 from dlcore import _C, dtypes
+from dlcore.cuda.array import CudaArray
 from dlcore.tensor import Tensor
 
 SUM = _C.ReduceOp.sum
+
+
+def lib(a):
+    """The kernels for array `a`'s device: ``_C`` for a NumPy array, ``dlcore.cuda.kernels``
+    (same names and signatures) for a CudaArray. Function.apply has already checked that all
+    tensor inputs of an op share one device."""
+    if type(a) is np.ndarray:
+        return _C
+    return _cuda_kernels(a)
+
+
+def _cuda_kernels(a):
+    from dlcore.cuda import kernels
+
+    if not isinstance(a, CudaArray):
+        raise TypeError(f"expected a NumPy or CUDA array, got {type(a).__name__}")
+    return kernels
+
+
+def is_cuda(a):
+    """Whether array `a` lives on a GPU (a CudaArray)."""
+    return isinstance(a, CudaArray)
+
+
+def scalar_like(value, dtype, like):
+    """A 0-d array holding `value` on the device of array `like`."""
+    arr = np.asarray(value, dtype=dtype)
+    if type(like) is np.ndarray:
+        return arr
+    from dlcore.cuda.array import from_numpy
+
+    return from_numpy(arr, like.device)
+
+
+def broadcast_to(a, shape):
+    """NumPy's broadcast_to for host or device arrays (a view)."""
+    if type(a) is np.ndarray:
+        return np.broadcast_to(a, shape)
+    from dlcore.cuda import array
+
+    return array.broadcast_to(a, shape)
+
+
+def concatenate(arrays, axis):
+    if type(arrays[0]) is np.ndarray:
+        return np.concatenate(arrays, axis=axis)
+    from dlcore.cuda import array
+
+    return array.concatenate(arrays, axis)
+
+
+def split(a, bounds, axis):
+    """Views of `a` cut at `bounds` along `axis` (NumPy's split)."""
+    if type(a) is np.ndarray:
+        return np.split(a, bounds, axis=axis)
+    from dlcore.cuda import array
+
+    return array.split(a, bounds, axis)
+
+
+def zeros(shape, dtype, like):
+    """Zeros on the device of array `like`."""
+    if type(like) is np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+    from dlcore.cuda import array
+
+    return array.zeros(shape, dtype, like.device)
 
 
 def contig(a):
@@ -21,9 +89,9 @@ def as_tensor_like(x, like):
         dt = like._data.dtype
         if isinstance(x, float) and dt not in dtypes.FLOATS:
             dt = dtypes.float32
-        return Tensor(np.asarray(x, dtype=dt))
+        return Tensor(scalar_like(x, dt, like._data))
     if isinstance(x, np.ndarray):
-        return Tensor(x)
+        return Tensor(x if type(like._data) is np.ndarray else scalar_like(x, x.dtype, like._data))
     raise TypeError(f"expected a Tensor or a number, got {type(x).__name__}")
 
 
@@ -70,7 +138,7 @@ def sum_dims(a, dims):
             runs.append((start, prev + 1))
             start = d
     for s, e in reversed(runs):
-        a, _ = _C.reduce_forward(SUM, a, s, e)
+        a, _ = lib(a).reduce_forward(SUM, a, s, e)
     return a
 
 

@@ -1,7 +1,6 @@
 """conv2d (NCHW) on the _C.conv2d_* kernels: forward, backward_input, backward_weight."""
-from dlcore import _C
 from dlcore.autograd import Function
-from dlcore.ops._util import contig
+from dlcore.ops._util import contig, lib
 from dlcore.tensor import Tensor
 
 
@@ -19,7 +18,7 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         xa, wa = contig(x._data), contig(weight._data)
         ba = contig(bias._data) if bias is not None else None
-        y = _C.conv2d_forward(xa, wa, ba, stride, padding, dilation, groups)
+        y = lib(xa).conv2d_forward(xa, wa, ba, stride, padding, dilation, groups)
         ctx.x, ctx.w, ctx.geometry = xa, wa, (stride, padding, dilation, groups)
         return Tensor(y)
 
@@ -29,9 +28,9 @@ class Conv2d(Function):
         ga = contig(g._data)
         grad_x = grad_w = grad_b = None
         if nx:
-            grad_x = Tensor(_C.conv2d_backward_input(ctx.w, ga, ctx.x.shape, *ctx.geometry))
+            grad_x = Tensor(lib(ga).conv2d_backward_input(ctx.w, ga, ctx.x.shape, *ctx.geometry))
         if nw or nb:
-            gw, gb = _C.conv2d_backward_weight(ctx.x, ga, ctx.w.shape, *ctx.geometry, bool(nb))
+            gw, gb = lib(ga).conv2d_backward_weight(ctx.x, ga, ctx.w.shape, *ctx.geometry, bool(nb))
             grad_w = Tensor(gw) if nw else None
             grad_b = Tensor(gb) if nb else None
         return grad_x, grad_w, grad_b, None, None, None, None

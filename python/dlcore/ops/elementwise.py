@@ -1,12 +1,13 @@
 """Elementwise Functions: arithmetic with broadcasting, unary math and activations,
-comparisons and where. Float math runs in the C++ kernels (_C.unary_*, _C.binary_forward,
-_C.compare_forward, _C.where_forward); integer/bool tensors (indices, masks) use NumPy and
-carry no gradient."""
+comparisons and where. Float math runs in the kernels (unary_*, binary_forward,
+compare_forward, where_forward of _C or, for CUDA arrays, dlcore.cuda.kernels); integer/bool
+tensors (indices, masks) use NumPy on the host and the int64 kernels on the GPU, and carry no
+gradient."""
 import numpy as np
 
 from dlcore import _C, dtypes
 from dlcore.autograd import Function
-from dlcore.ops._util import as_tensor_like, check_float, contig, sum_to
+from dlcore.ops._util import as_tensor_like, broadcast_to, check_float, contig, is_cuda, lib, scalar_like, sum_to, zeros
 from dlcore.tensor import Tensor
 
 U = _C.UnaryOp
@@ -16,7 +17,7 @@ _INF = float("inf")
 
 
 def _binary(op, a, b):
-    return _C.binary_forward(op, a, b)
+    return lib(a).binary_forward(op, a, b)
 
 
 # ---- binary arithmetic -------------------------------------------------------------------
@@ -25,7 +26,7 @@ class Add(Function):
     def forward(ctx, a, b):
         ad, bd = a._data, b._data
         ctx.shapes = (ad.shape, bd.shape)
-        return Tensor(_C.binary_forward(B.add, ad, bd))
+        return Tensor(_binary(B.add, ad, bd))
 
     @staticmethod
     def backward(ctx, g):
@@ -39,7 +40,7 @@ class Sub(Function):
     def forward(ctx, a, b):
         ad, bd = a._data, b._data
         ctx.shapes = (ad.shape, bd.shape)
-        return Tensor(_C.binary_forward(B.sub, ad, bd))
+        return Tensor(_binary(B.sub, ad, bd))
 
     @staticmethod
     def backward(ctx, g):
@@ -47,7 +48,7 @@ class Sub(Function):
         na, nb = ctx.needs_input_grad
         grad_b = None
         if nb:
-            grad_b = Tensor(_C.unary_forward(U.neg, contig(sum_to(g._data, sb))))
+            grad_b = Tensor(lib(g._data).unary_forward(U.neg, contig(sum_to(g._data, sb))))
         return (Tensor(sum_to(g._data, sa)) if na else None, grad_b)
 
 
@@ -55,7 +56,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a._data, b._data
-        return Tensor(_C.binary_forward(B.mul, a._data, b._data))
+        return Tensor(_binary(B.mul, a._data, b._data))
 
     @staticmethod
     def backward(ctx, g):
@@ -70,7 +71,7 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = _C.binary_forward(B.div, a._data, b._data)
+        out = _binary(B.div, a._data, b._data)
         ctx.a_shape, ctx.b, ctx.out = a.shape, b._data, out
         return Tensor(out)
 
@@ -82,7 +83,7 @@ class Div(Function):
         grad_b = None
         if nb:  # d(a/b)/db = -out / b
             t = _binary(B.div, _binary(B.mul, g._data, out), b)
-            grad_b = Tensor(_C.unary_forward(U.neg, contig(sum_to(t, b.shape))))
+            grad_b = Tensor(lib(g._data).unary_forward(U.neg, contig(sum_to(t, b.shape))))
         return grad_a, grad_b
 
 
@@ -91,7 +92,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = _C.binary_forward(B.pow, a._data, b._data)
+        out = _binary(B.pow, a._data, b._data)
         ctx.a, ctx.b, ctx.out = a._data, b._data, out
         return Tensor(out)
 
@@ -101,10 +102,10 @@ class Pow(Function):
         na, nb = ctx.needs_input_grad
         grad_a = grad_b = None
         if na:  # b * a^(b-1) = b * out / a, written without dividing by a
-            a_pow = _binary(B.pow, a, _binary(B.sub, b, np.asarray(1, dtype=b.dtype)))
+            a_pow = _binary(B.pow, a, _binary(B.sub, b, scalar_like(1, b.dtype, b)))
             grad_a = Tensor(sum_to(_binary(B.mul, g._data, _binary(B.mul, b, a_pow)), a.shape))
         if nb:  # out * log(a)
-            log_a = _C.unary_forward(U.log, contig(np.broadcast_to(a, out.shape)))
+            log_a = lib(a).unary_forward(U.log, contig(broadcast_to(a, out.shape)))
             grad_b = Tensor(sum_to(_binary(B.mul, g._data, _binary(B.mul, out, log_a)), b.shape))
         return grad_a, grad_b
 
@@ -137,10 +138,23 @@ def _arith(fn, name, a, b):
             return fn.apply(a, b)
     a, b = _promote(name, a, b)
     if a._data.dtype not in dtypes.FLOATS:
-        if name == "div":
-            return Tensor(np.true_divide(a._data, b._data).astype(dtypes.float32))
-        return Tensor(_NUMPY_BINARY[name](a._data, b._data))
+        return Tensor(_integer_arith(name, a._data, b._data))
     return fn.apply(a, b)
+
+
+_INT_BINARY = {"add": B.add, "sub": B.sub, "mul": B.mul}
+
+
+def _integer_arith(name, a, b):
+    """int64/bool arithmetic (indices, counts): NumPy on the host, the int64 kernels on the GPU;
+    division gives float32 as in PyTorch."""
+    if not is_cuda(a):
+        if name == "div":
+            return np.true_divide(a, b).astype(dtypes.float32)
+        return _NUMPY_BINARY[name](a, b)
+    if name in ("div", "pow"):
+        return _binary(B.div if name == "div" else B.pow, a.astype(dtypes.float32), b.astype(dtypes.float32))
+    return _binary(_INT_BINARY[name], a.astype(dtypes.int64), b.astype(dtypes.int64))
 
 
 def add(a, b):
@@ -176,7 +190,7 @@ class _Unary(Function):
     @staticmethod
     def forward(ctx, x, alpha=0.0, beta=0.0):
         op = ctx.op
-        y = _C.unary_forward(op, contig(x._data), alpha, beta)
+        y = lib(x._data).unary_forward(op, contig(x._data), alpha, beta)
         ctx.alpha, ctx.beta = alpha, beta
         if ctx.saves_output:
             ctx.x, ctx.y = None, y
@@ -186,7 +200,7 @@ class _Unary(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return Tensor(_C.unary_backward(ctx.op, ctx.x, ctx.y, contig(g._data), ctx.alpha, ctx.beta))
+        return Tensor(lib(g._data).unary_backward(ctx.op, ctx.x, ctx.y, contig(g._data), ctx.alpha, ctx.beta))
 
 
 class Neg(_Unary):
@@ -231,7 +245,7 @@ class PowScalar(_Unary):
 
 def neg(x):
     if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
-        return Tensor(np.negative(x._data))
+        return Tensor(_integer_arith("sub", scalar_like(0, x._data.dtype, x._data), x._data))
     return Neg.apply(check_float("neg", x))
 
 
@@ -249,6 +263,9 @@ def sqrt(x):
 
 def abs(x):  # noqa: A001
     if isinstance(x, Tensor) and x._data.dtype not in dtypes.FLOATS:
+        if is_cuda(x._data):
+            return Tensor(_binary(B.maximum, x._data, _integer_arith("sub", scalar_like(0, x._data.dtype, x._data),
+                                                                      x._data)))
         return Tensor(np.abs(x._data))
     return Abs.apply(check_float("abs", x))
 
@@ -277,8 +294,8 @@ def clamp(x, min=None, max=None):  # noqa: A002
 # ---- comparisons and where -------------------------------------------------------------
 def _compare(op, name, a, b):
     a, b = _promote(name, a, b)
-    if a._data.dtype in dtypes.FLOATS:
-        return Tensor(_C.compare_forward(op, a._data, b._data))
+    if a._data.dtype in dtypes.FLOATS or is_cuda(a._data):
+        return Tensor(lib(a._data).compare_forward(op, a._data, b._data))
     fn = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
           "ge": np.greater_equal}[name]
     return Tensor(np.asarray(fn(a._data, b._data)))
@@ -312,15 +329,16 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.cond, ctx.shapes = cond._data, (a.shape, b.shape)
-        return Tensor(_C.where_forward(cond._data, a._data, b._data))
+        return Tensor(lib(a._data).where_forward(cond._data, a._data, b._data))
 
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
         _, na, nb = ctx.needs_input_grad
-        zero = np.zeros((), dtype=g._data.dtype)
-        grad_a = Tensor(sum_to(_C.where_forward(ctx.cond, g._data, zero), sa)) if na else None
-        grad_b = Tensor(sum_to(_C.where_forward(ctx.cond, zero, g._data), sb)) if nb else None
+        zero = zeros((), g._data.dtype, g._data)
+        where_forward = lib(g._data).where_forward
+        grad_a = Tensor(sum_to(where_forward(ctx.cond, g._data, zero), sa)) if na else None
+        grad_b = Tensor(sum_to(where_forward(ctx.cond, zero, g._data), sb)) if nb else None
         return None, grad_a, grad_b
 
 
@@ -330,6 +348,8 @@ def where(cond, a, b):
         raise TypeError("where: cond must be a bool Tensor")
     a, b = _promote("where", a, b)
     if a._data.dtype not in dtypes.FLOATS:
+        if is_cuda(a._data):
+            return Tensor(lib(a._data).where_forward(cond._data, a._data, b._data))
         return Tensor(np.where(cond._data, a._data, b._data))
     return Where.apply(cond, a, b)
 

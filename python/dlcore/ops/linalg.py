@@ -1,10 +1,10 @@
-"""matmul (1-D, 2-D and batched with broadcasting) and linear, on _C.gemm. Transposed
+"""matmul (1-D, 2-D and batched with broadcasting) and linear, on the gemm kernel. Transposed
 views are passed to the kernel as transpose flags, never copied."""
 import numpy as np
 
-from dlcore import _C, dtypes
+from dlcore import dtypes
 from dlcore.autograd import Function
-from dlcore.ops._util import contig, sum_dims, sum_to
+from dlcore.ops._util import broadcast_to, contig, lib, sum_dims, sum_to
 from dlcore.tensor import Tensor
 
 
@@ -30,21 +30,21 @@ def _as_batched(a, batch):
         return a[None]
     if a.shape[:-2] == batch:
         return a.reshape((-1,) + a.shape[-2:])
-    return np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
+    return broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
 
 
 def mm(x, y, trans_x=False, trans_y=False):
     """op(x) @ op(y) for arrays of >= 2 dims, batch dims broadcast as in NumPy."""
     if x.ndim == 2 and y.ndim == 2:
         if x.flags.c_contiguous and y.flags.c_contiguous:
-            return _C.gemm(x, y, None, trans_x, trans_y)
+            return lib(x).gemm(x, y, None, trans_x, trans_y)
         xa, tx = _layout(x, trans_x)
         ya, ty = _layout(y, trans_y)
-        return _C.gemm(xa, ya, None, tx, ty)
+        return lib(xa).gemm(xa, ya, None, tx, ty)
     batch = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     xa, tx = _layout(_as_batched(x, batch), trans_x)
     ya, ty = _layout(_as_batched(y, batch), trans_y)
-    out = _C.gemm(xa, ya, None, tx, ty)
+    out = lib(xa).gemm(xa, ya, None, tx, ty)
     return out.reshape(batch + out.shape[-2:])
 
 
@@ -104,15 +104,15 @@ class Linear(Function):
         x2 = contig(x._data).reshape(-1, x.shape[-1])  # (M, in)
         w = contig(weight._data)  # (out, in)
         ctx.x2, ctx.w, ctx.x_shape = x2, w, x.shape
-        y = _C.gemm(x2, w, None, False, True, 1.0, 0.0, None if bias is None else contig(bias._data))
+        y = lib(x2).gemm(x2, w, None, False, True, 1.0, 0.0, None if bias is None else contig(bias._data))
         return Tensor(y.reshape(x.shape[:-1] + (w.shape[0],)))
 
     @staticmethod
     def backward(ctx, g):
         nx, nw, nb = ctx.needs_input_grad
         g2 = contig(g._data).reshape(-1, ctx.w.shape[0])  # (M, out)
-        grad_x = Tensor(_C.gemm(g2, ctx.w).reshape(ctx.x_shape)) if nx else None
-        grad_w = Tensor(_C.gemm(g2, ctx.x2, None, True, False)) if nw else None
+        grad_x = Tensor(lib(g2).gemm(g2, ctx.w).reshape(ctx.x_shape)) if nx else None
+        grad_w = Tensor(lib(g2).gemm(g2, ctx.x2, None, True, False)) if nw else None
         grad_b = Tensor(sum_dims(g2, (0,))) if nb else None
         return grad_x, grad_w, grad_b
 

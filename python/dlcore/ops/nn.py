@@ -5,7 +5,7 @@ import numpy as np
 from dlcore import _C, dtypes, random
 from dlcore.autograd import Function
 from dlcore.ops import elementwise, linalg, reduce
-from dlcore.ops._util import check_float, contig, normalize_dim
+from dlcore.ops._util import SUM, broadcast_to, check_float, contig, is_cuda, lib, normalize_dim, scalar_like
 from dlcore.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -14,13 +14,13 @@ _REDUCTIONS = ("mean", "sum", "none")
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim, log):
-        y = _C.softmax_forward(contig(x._data), dim, log)
+        y = lib(x._data).softmax_forward(contig(x._data), dim, log)
         ctx.y, ctx.dim, ctx.log = y, dim, log
         return Tensor(y)
 
     @staticmethod
     def backward(ctx, g):
-        return Tensor(_C.softmax_backward(ctx.y, contig(g._data), ctx.dim, ctx.log)), None, None
+        return Tensor(lib(ctx.y).softmax_backward(ctx.y, contig(g._data), ctx.dim, ctx.log)), None, None
 
 
 def softmax(x, dim):
@@ -50,6 +50,8 @@ def _reduce_rows(rows, target, ignore_index, reduction):
     """(loss array, per-row gradient scale) for the chosen reduction."""
     if reduction == "none":
         return rows, None
+    if is_cuda(rows):
+        return _reduce_rows_cuda(rows, target, ignore_index, reduction)
     total = rows.sum(dtype=np.float64)
     if reduction == "sum":
         return np.asarray(total, dtype=rows.dtype), 1.0
@@ -57,11 +59,31 @@ def _reduce_rows(rows, target, ignore_index, reduction):
     return np.asarray(total / count if count else np.nan, dtype=rows.dtype), (1.0 / count if count else np.nan)
 
 
+def _reduce_rows_cuda(rows, target, ignore_index, reduction):
+    """_reduce_rows on the GPU: a deterministic float64 sum; the count of kept targets is read
+    on the host (one small copy)."""
+    k = lib(rows)
+    total, _ = k.reduce_forward(SUM, rows.astype(np.float64), 0, 1)
+    if reduction == "sum":
+        return total.astype(rows.dtype), 1.0
+    count = int(np.count_nonzero(target.get() != ignore_index))
+    scale = 1.0 / count if count else np.nan
+    return k.binary_forward(elementwise.B.mul, total, scalar_like(scale, np.float64, total)).astype(rows.dtype), scale
+
+
+def _rows_grad(g, scale, shape, dtype):
+    """The per-row gradient g * scale for a reduced loss, as a (N,) array on g's device."""
+    if not is_cuda(g):
+        return np.full(shape, float(g) * scale, dtype=dtype)
+    scaled = lib(g).binary_forward(elementwise.B.mul, g.astype(dtype), scalar_like(scale, dtype, g))
+    return contig(broadcast_to(scaled, shape))
+
+
 class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target, reduction, ignore_index):
         x, t = contig(logits._data), contig(target._data)
-        rows, lse = _C.cross_entropy_forward(x, t, ignore_index)
+        rows, lse = lib(x).cross_entropy_forward(x, t, ignore_index)
         loss, scale = _reduce_rows(rows, t, ignore_index, reduction)
         ctx.x, ctx.t, ctx.lse, ctx.scale, ctx.ignore_index = x, t, lse, scale, ignore_index
         return Tensor(loss)
@@ -71,8 +93,8 @@ class CrossEntropy(Function):
         if ctx.scale is None:
             grad_rows = contig(g._data)
         else:
-            grad_rows = np.full(ctx.t.shape, float(g._data) * ctx.scale, dtype=ctx.x.dtype)
-        grad = _C.cross_entropy_backward(ctx.x, ctx.t, ctx.lse, grad_rows, ctx.ignore_index)
+            grad_rows = _rows_grad(g._data, ctx.scale, ctx.t.shape, ctx.x.dtype)
+        grad = lib(ctx.x).cross_entropy_backward(ctx.x, ctx.t, ctx.lse, grad_rows, ctx.ignore_index)
         return Tensor(grad), None, None, None
 
 
@@ -86,7 +108,7 @@ class NllLoss(Function):
     @staticmethod
     def forward(ctx, logp, target, reduction, ignore_index):
         t = contig(target._data)
-        rows = _C.nll_loss_forward(contig(logp._data), t, ignore_index)
+        rows = lib(t).nll_loss_forward(contig(logp._data), t, ignore_index)
         loss, scale = _reduce_rows(rows, t, ignore_index, reduction)
         ctx.t, ctx.scale, ctx.ignore_index, ctx.C, ctx.dtype = t, scale, ignore_index, logp.shape[1], logp.dtype
         return Tensor(loss)
@@ -96,8 +118,8 @@ class NllLoss(Function):
         if ctx.scale is None:
             grad_rows = contig(g._data)
         else:
-            grad_rows = np.full(ctx.t.shape, float(g._data) * ctx.scale, dtype=ctx.dtype)
-        return Tensor(_C.nll_loss_backward(ctx.t, grad_rows, ctx.C, ctx.ignore_index)), None, None, None
+            grad_rows = _rows_grad(g._data, ctx.scale, ctx.t.shape, ctx.dtype)
+        return Tensor(lib(ctx.t).nll_loss_backward(ctx.t, grad_rows, ctx.C, ctx.ignore_index)), None, None, None
 
 
 def nll_loss(input, target, reduction="mean", ignore_index=-100):  # noqa: A002
@@ -120,16 +142,23 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
     return reduce.mean(sq) if reduction == "mean" else reduce.sum(sq)
 
 
+def _cuda_seed():
+    from dlcore import cuda
+
+    return cuda.next_seed()
+
+
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p):
-        y, keep = _C.dropout_forward(contig(x._data), p, random.next_seed())
+        seed = _cuda_seed() if is_cuda(x._data) else random.next_seed()
+        y, keep = lib(x._data).dropout_forward(contig(x._data), p, seed)
         ctx.keep, ctx.scale = keep, (0.0 if p >= 1.0 else 1.0 / (1.0 - p))
         return Tensor(y)
 
     @staticmethod
     def backward(ctx, g):
-        return Tensor(_C.dropout_backward(ctx.keep, contig(g._data), ctx.scale)), None
+        return Tensor(lib(ctx.keep).dropout_backward(ctx.keep, contig(g._data), ctx.scale)), None
 
 
 def dropout(x, p=0.5, training=True):
@@ -147,11 +176,11 @@ class Embedding(Function):
     def forward(ctx, index, weight, padding_idx):
         idx = contig(index._data)
         ctx.idx, ctx.num, ctx.padding_idx = idx, weight.shape[0], padding_idx
-        return Tensor(_C.embedding_forward(contig(weight._data), idx))
+        return Tensor(lib(idx).embedding_forward(contig(weight._data), idx))
 
     @staticmethod
     def backward(ctx, g):
-        grad = _C.embedding_backward(ctx.idx, contig(g._data), ctx.num, ctx.padding_idx)
+        grad = lib(ctx.idx).embedding_backward(ctx.idx, contig(g._data), ctx.num, ctx.padding_idx)
         return None, Tensor(grad), None
 
 
@@ -176,7 +205,7 @@ class LstmCell(Function):
     @staticmethod
     def forward(ctx, gates_pre, c_prev):
         c_prev_a = contig(c_prev._data)
-        h, c, gates = _C.lstm_cell_forward(contig(gates_pre._data), c_prev_a)
+        h, c, gates = lib(c_prev_a).lstm_cell_forward(contig(gates_pre._data), c_prev_a)
         ctx.gates, ctx.c_prev, ctx.c = gates, c_prev_a, c
         return Tensor(h), Tensor(c)
 
@@ -184,7 +213,7 @@ class LstmCell(Function):
     def backward(ctx, grad_h, grad_c):
         gh = contig(grad_h._data) if grad_h is not None else None
         gc = contig(grad_c._data) if grad_c is not None else None
-        grad_gates, grad_c_prev = _C.lstm_cell_backward(ctx.gates, ctx.c_prev, ctx.c, gh, gc)
+        grad_gates, grad_c_prev = lib(ctx.gates).lstm_cell_backward(ctx.gates, ctx.c_prev, ctx.c, gh, gc)
         return Tensor(grad_gates), Tensor(grad_c_prev)
 
 

@@ -1,7 +1,6 @@
 """max_pool2d and avg_pool2d (NCHW) on the _C pooling kernels."""
-from dlcore import _C
 from dlcore.autograd import Function
-from dlcore.ops._util import contig
+from dlcore.ops._util import contig, lib
 from dlcore.ops.conv import pair
 from dlcore.tensor import Tensor
 
@@ -9,24 +8,24 @@ from dlcore.tensor import Tensor
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
-        y, index = _C.max_pool2d_forward(contig(x._data), kernel, stride, padding, dilation, ceil_mode)
+        y, index = lib(x._data).max_pool2d_forward(contig(x._data), kernel, stride, padding, dilation, ceil_mode)
         ctx.index, ctx.args = index, (x.shape, kernel, stride, padding, dilation, ceil_mode)
         return Tensor(y), Tensor(index)
 
     @staticmethod
     def backward(ctx, g, _grad_index):
-        return (Tensor(_C.max_pool2d_backward(ctx.index, contig(g._data), *ctx.args)),) + (None,) * 5
+        return (Tensor(lib(g._data).max_pool2d_backward(ctx.index, contig(g._data), *ctx.args)),) + (None,) * 5
 
 
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad):
         ctx.args = (x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
-        return Tensor(_C.avg_pool2d_forward(contig(x._data), kernel, stride, padding, ceil_mode, count_include_pad))
+        return Tensor(lib(x._data).avg_pool2d_forward(contig(x._data), kernel, stride, padding, ceil_mode, count_include_pad))
 
     @staticmethod
     def backward(ctx, g):
-        return (Tensor(_C.avg_pool2d_backward(contig(g._data), *ctx.args)),) + (None,) * 5
+        return (Tensor(lib(g._data).avg_pool2d_backward(contig(g._data), *ctx.args)),) + (None,) * 5
 
 
 def _batched(op, x):

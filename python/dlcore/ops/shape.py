@@ -4,7 +4,7 @@
 import numpy as np
 
 from dlcore.autograd import Function
-from dlcore.ops._util import normalize_dim, sum_to
+from dlcore.ops._util import broadcast_to, concatenate, is_cuda, lib, normalize_dim, split as split_array, sum_to, zeros
 from dlcore.tensor import Tensor
 
 
@@ -118,6 +118,49 @@ class Contiguous(Function):
         return g
 
 
+def cuda_index(device):
+    """The device index of a CUDA `device`, or RuntimeError saying why it cannot be used."""
+    from dlcore import cuda
+
+    if not cuda.is_available():
+        raise RuntimeError(f"cannot use {device}: dlcore.cuda.is_available() is False "
+                           f"(built with CUDA: {cuda.is_built()}, devices: {cuda.device_count()})")
+    index = device.index or 0
+    if not 0 <= index < cuda.device_count():
+        raise RuntimeError(f"cannot use {device}: no CUDA device {index} ({cuda.device_count()} visible)")
+    return index
+
+
+def _move(a, device):
+    """Array a on `device` (a dlcore.device): host <-> GPU through the pinned staging buffers."""
+    if device.type == "cpu":
+        return a.get() if is_cuda(a) else a
+    from dlcore.cuda import array
+
+    index = cuda_index(device)
+    if is_cuda(a):
+        return a if a.device == index else array.from_numpy(a.get(), index)
+    return array.from_numpy(a, index)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.source = x.device
+        return Tensor(_move(x._data, device))
+
+    @staticmethod
+    def backward(ctx, g):
+        return Tensor(_move(g._data, ctx.source)), None
+
+
+def to_device(x, device):
+    """x on `device` (x itself when it is there already); gradients flow back across."""
+    if x.device == device:
+        return x
+    return ToDevice.apply(x, device)
+
+
 def contiguous(x):
     return x if x._data.flags.c_contiguous else Contiguous.apply(x)
 
@@ -140,7 +183,7 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.x_shape = x.shape
-        return Tensor(np.broadcast_to(x._data, shape))
+        return Tensor(broadcast_to(x._data, shape))
 
     @staticmethod
     def backward(ctx, g):
@@ -181,14 +224,21 @@ class GetItem(Function):
     def forward(ctx, x, index, basic):
         ctx.x_shape, ctx.x_dtype, ctx.index, ctx.basic = x.shape, x._data.dtype, index, basic
         try:
+            if is_cuda(x._data) and not basic:  # one index array: the take kernel, index_add back
+                from dlcore.cuda.array import advanced_index
+
+                ctx.dim, ctx.index = advanced_index(x._data, index)
+                return Tensor(lib(x._data).take(x._data, ctx.index, ctx.dim))
             out = x._data[index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
-        return Tensor(out if isinstance(out, np.ndarray) else np.asarray(out))
+        return Tensor(out if isinstance(out, np.ndarray) or is_cuda(out) else np.asarray(out))
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.zeros(ctx.x_shape, dtype=ctx.x_dtype)
+        if is_cuda(g._data) and not ctx.basic:
+            return Tensor(lib(g._data).index_add(ctx.x_shape, ctx.dim, ctx.index, g._data)), None, None
+        grad = zeros(ctx.x_shape, ctx.x_dtype, g._data)
         if ctx.basic:
             grad[ctx.index] = g._data
         else:
@@ -206,12 +256,12 @@ class Cat(Function):
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim, ctx.sizes = dim, [x.shape[dim] for x in xs]
-        return Tensor(np.concatenate([x._data for x in xs], axis=dim))
+        return Tensor(concatenate([x._data for x in xs], dim))
 
     @staticmethod
     def backward(ctx, g):
         bounds = np.cumsum(ctx.sizes)[:-1]
-        parts = np.split(g._data, bounds, axis=ctx.dim)
+        parts = split_array(g._data, bounds, ctx.dim)
         return (None,) + tuple(Tensor(p) if n else None for p, n in zip(parts, ctx.needs_input_grad[1:]))
 
 
@@ -252,7 +302,7 @@ class Split(Function):
     def forward(ctx, x, sizes, dim):
         ctx.x_shape, ctx.dtype, ctx.sizes, ctx.dim = x.shape, x._data.dtype, sizes, dim
         bounds = np.cumsum(sizes)[:-1]
-        return tuple(Tensor(p) for p in np.split(x._data, bounds, axis=dim))
+        return tuple(Tensor(p) for p in split_array(x._data, bounds, dim))
 
     @staticmethod
     def backward(ctx, *grads):
@@ -261,10 +311,16 @@ class Split(Function):
             if g is None:
                 shape = list(ctx.x_shape)
                 shape[ctx.dim] = n
-                parts.append(np.zeros(shape, dtype=ctx.dtype))
+                parts.append(None)
             else:
                 parts.append(g._data)
-        return Tensor(np.concatenate(parts, axis=ctx.dim)), None, None
+        like = next(p for p in parts if p is not None)
+        for k, n in enumerate(ctx.sizes):
+            if parts[k] is None:
+                shape = list(ctx.x_shape)
+                shape[ctx.dim] = n
+                parts[k] = zeros(tuple(shape), ctx.dtype, like)
+        return Tensor(concatenate(parts, ctx.dim)), None, None
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -292,5 +348,5 @@ def chunk(x, chunks, dim=0):
     return split(x, max(size, 1), d)
 
 
-__all__ = ["reshape", "view", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "contiguous",
+__all__ = ["to_device", "reshape", "view", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "contiguous",
            "clone", "expand", "getitem", "cat", "stack", "split", "chunk", "normalize_index"]

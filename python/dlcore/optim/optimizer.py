@@ -1,7 +1,8 @@
 """The Optimizer base class: parameter groups with per-group hyper-parameters, per-parameter
 state, zero_grad and state_dict / load_state_dict, as torch.optim.Optimizer.
 
-Subclasses implement ``_update(group)``; updates run in NumPy on ``p._data`` in place, so
+Subclasses implement ``_update(group)``; updates run in NumPy on ``p._data`` in place (or in
+one fused kernel per group for CUDA parameters), so
 the parameter Tensors an optimizer holds stay the ones the model holds. State arrays are
 always the optimizer's own (never an alias of ``p.grad``)."""
 import copy
@@ -9,6 +10,7 @@ import copy
 import numpy as np
 
 from dlcore import autograd
+from dlcore.cuda.array import CudaArray, from_numpy
 from dlcore.tensor import Tensor
 
 
@@ -115,7 +117,7 @@ class Optimizer:
             for p in group["params"]:
                 s = self.state.get(p)
                 if s:
-                    state[index[id(p)]] = {k: Tensor(v.copy()) if isinstance(v, np.ndarray) else v
+                    state[index[id(p)]] = {k: Tensor(v.copy()) if isinstance(v, (np.ndarray, CudaArray)) else v
                                            for k, v in s.items()}
         return {"state": state, "param_groups": groups}
 
@@ -139,8 +141,10 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: state for unknown parameter index {idx}")
             entry = {}
             for k, v in s.items():
-                if isinstance(v, (Tensor, np.ndarray)):
+                if isinstance(v, (Tensor, np.ndarray, CudaArray)):
                     arr = v._data if isinstance(v, Tensor) else v
+                    if isinstance(arr, CudaArray):
+                        arr = arr.get()
                     if arr.shape != p._data.shape and arr.ndim > 0:
                         raise ValueError(f"load_state_dict: state {k!r} of parameter {idx} has shape {arr.shape}, "
                                          f"the parameter has shape {p._data.shape}")
@@ -148,6 +152,8 @@ class Optimizer:
                         v = arr.item()
                     else:
                         v = np.array(arr, dtype=p._data.dtype if arr.dtype.kind == "f" else arr.dtype)
+                        if isinstance(p._data, CudaArray):  # state lives where its parameter does
+                            v = from_numpy(v, p._data.device)
                 entry[k] = v
             new_state[p] = entry
         for saved, own in zip(groups, self.param_groups):

@@ -1,0 +1,83 @@
+// _C.cuda bindings for the CUDA gemm kernels (csrc/cuda/gemm.h); registers nothing without CUDA.
+//
+// _C.cuda.gemm(dtype, trans_a, trans_b, M, N, K, alpha, beta, A, lda, stride_a, B, ldb,
+//              stride_b, C, ldc, stride_c, batch, bias, relu, device, tile=0)
+// fills in a GemmDesc: pointers are device addresses as Python ints (bias 0 = none), sizes,
+// leading dimensions and batch strides in elements, dtype a DType code. It makes `device`
+// current and queues the kernel on its stream. The Python mirror
+// (dlcore/cuda/kernels/gemm.py) derives all of this from CudaArrays; gemm.h checks the
+// numbers again (std::invalid_argument -> ValueError).
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#ifdef DLCORE_WITH_CUDA
+#include <stdexcept>
+#include <string>
+
+#include "cuda/gemm.h"
+#include "cuda/runtime.h"
+#endif
+
+namespace py = pybind11;
+
+namespace dlcore::bind {
+
+#ifdef DLCORE_WITH_CUDA
+namespace {
+
+cuda::DType dtype_arg(int code) {
+  if (code < 0 || code > static_cast<int>(cuda::DType::b8))
+    throw std::invalid_argument("gemm: unknown dtype code " + std::to_string(code));
+  return static_cast<cuda::DType>(code);
+}
+
+void gemm(int dtype, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, double beta,
+          uintptr_t A, int64_t lda, int64_t stride_a, uintptr_t B, int64_t ldb, int64_t stride_b, uintptr_t C,
+          int64_t ldc, int64_t stride_c, int64_t batch, uintptr_t bias, bool relu, int device, int tile) {
+  cuda::GemmDesc d;
+  d.dtype = dtype_arg(dtype);
+  d.trans_a = trans_a;
+  d.trans_b = trans_b;
+  d.M = M;
+  d.N = N;
+  d.K = K;
+  d.alpha = alpha;
+  d.beta = beta;
+  d.A = reinterpret_cast<const void*>(A);  // (batch | 1, M, K) or (.., K, M) when trans_a
+  d.lda = lda;
+  d.stride_a = stride_a;
+  d.B = reinterpret_cast<const void*>(B);  // (batch | 1, K, N) or (.., N, K) when trans_b
+  d.ldb = ldb;
+  d.stride_b = stride_b;
+  d.C = reinterpret_cast<void*>(C);  // (batch, M, N), row stride ldc
+  d.ldc = ldc;
+  d.stride_c = stride_c;
+  d.batch = batch;
+  d.bias = reinterpret_cast<const void*>(bias);  // (N,) or nullptr
+  d.relu = relu;
+  cuda::check_device(device, "gemm");
+  cuda::set_device(device);
+  cuda::gemm_with_tile(d, tile);
+}
+
+}  // namespace
+#endif
+
+void bind_cuda_gemm(py::module_& cuda) {
+#ifdef DLCORE_WITH_CUDA
+  cuda.def("gemm", &gemm, py::arg("dtype"), py::arg("trans_a"), py::arg("trans_b"), py::arg("M"), py::arg("N"),
+           py::arg("K"), py::arg("alpha"), py::arg("beta"), py::arg("A"), py::arg("lda"), py::arg("stride_a"),
+           py::arg("B"), py::arg("ldb"), py::arg("stride_b"), py::arg("C"), py::arg("ldc"), py::arg("stride_c"),
+           py::arg("batch"), py::arg("bias"), py::arg("relu"), py::arg("device"), py::arg("tile") = 0,
+           py::call_guard<py::gil_scoped_release>(),
+           "C[b] := alpha * op(A[b]) @ op(B[b]) + beta * C[b], then C += bias (N,) per column and "
+           "C = max(C, 0) if relu, for b < batch, on device pointers (elements for ld and strides; "
+           "bias 0 = none); tile 0 picks the block tile, 64 or 128 (float32) forces one. Queued on "
+           "the device's stream.");
+#else
+  (void)cuda;
+#endif
+}
+
+}  // namespace dlcore::bind
