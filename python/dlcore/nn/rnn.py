@@ -5,7 +5,9 @@ so a state dict maps one to one.
 
 Each layer and direction is one Function over the whole sequence (dlcore/ops/rnn.py): the input
 projection of every step is one GEMM, the recurrence one kernel call, backward through time one
-kernel call plus GEMMs for the weight gradients, not a Python loop over cells."""
+kernel call plus GEMMs for the weight gradients, not a Python loop over cells. The layers run
+on the device of their input and parameters (CPU or CUDA); batch_sizes and the sort indices of
+a PackedSequence are host metadata."""
 import math
 
 import numpy as np
@@ -15,10 +17,17 @@ from dlcore.nn import init
 from dlcore.nn.layers import _empty, _positive
 from dlcore.nn.module import Module
 from dlcore.nn.utils.rnn import PackedSequence
+from dlcore.ops import _util
 from dlcore.ops.rnn import GruLayer, LstmLayer, RnnLayer
 from dlcore.tensor import Tensor
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _host_int64(t):
+    """An int64 metadata Tensor (batch_sizes) as a host NumPy array, wherever it lives."""
+    a = t._data
+    return (a if type(a) is np.ndarray else a.get()).astype(np.int64)
 
 
 class RNNBase(Module):
@@ -78,7 +87,7 @@ class RNNBase(Module):
     def _as_packed(self, x):
         """(data (total, I), batch_sizes, sorted_indices, unsorted_indices, unbatched)."""
         if isinstance(x, PackedSequence):
-            return x.data, x.batch_sizes.numpy().astype(np.int64), x.sorted_indices, x.unsorted_indices, False
+            return x.data, _host_int64(x.batch_sizes), x.sorted_indices, x.unsorted_indices, False
         if not isinstance(x, Tensor):
             raise TypeError(f"{self._name()}: input must be a Tensor or a PackedSequence, got {type(x).__name__}")
         if x.ndim not in (2, 3):
@@ -96,13 +105,17 @@ class RNNBase(Module):
             raise ValueError(f"{self._name()}: input has {features} features, expected input_size={self.input_size}")
         return ops.reshape(ops.contiguous(x), (T * B, features)), np.full(T, B, np.int64), None, None, unbatched
 
-    def _initial_state(self, hx, batch, dtype, unbatched, sorted_indices, what="hx"):
-        """(L * D, B, H) initial state in the packed (sorted) batch order, zeros when None."""
+    def _initial_state(self, hx, batch, data, unbatched, sorted_indices, what="hx"):
+        """(L * D, B, H) initial state in the packed (sorted) batch order on the device of the
+        packed input `data`, zeros when None."""
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        dtype = data._data.dtype
         if hx is None:
-            return Tensor(np.zeros(shape, dtype=dtype))
+            return Tensor(_util.zeros(shape, dtype, data._data))
         if not isinstance(hx, Tensor):
             raise TypeError(f"{self._name()}: {what} must be a Tensor, got {type(hx).__name__}")
+        if hx.device != data.device:
+            raise RuntimeError(f"{self._name()}: {what} is on {hx.device} but the input is on {data.device}")
         if unbatched:
             if hx.ndim != 2:
                 raise ValueError(f"{self._name()}: for an unbatched input {what} must be 2-D "
@@ -130,16 +143,19 @@ class RNNBase(Module):
         dtype = self.weight_ih_l0._data.dtype
         if data._data.dtype != dtype:
             raise TypeError(f"{self._name()}: input has dtype {data._data.dtype} but the parameters have {dtype}")
+        if data.device != self.weight_ih_l0.device:
+            raise RuntimeError(f"{self._name()}: input is on {data.device} but the parameters are on "
+                               f"{self.weight_ih_l0.device} (move the module with .to(device))")
         if data.ndim != 2 or data.shape[1] != self.input_size:
             raise ValueError(f"{self._name()}: packed data must be (total, input_size={self.input_size}), "
                              f"got shape {data.shape}")
         batch = int(batch_sizes[0])
         if self.mode == "LSTM":
             h_in, c_in = (None, None) if hx is None else hx
-            h0 = self._initial_state(h_in, batch, dtype, unbatched, sorted_indices, "h0")
-            c0 = self._initial_state(c_in, batch, dtype, unbatched, sorted_indices, "c0")
+            h0 = self._initial_state(h_in, batch, data, unbatched, sorted_indices, "h0")
+            c0 = self._initial_state(c_in, batch, data, unbatched, sorted_indices, "c0")
         else:
-            h0 = self._initial_state(hx, batch, dtype, unbatched, sorted_indices)
+            h0 = self._initial_state(hx, batch, data, unbatched, sorted_indices)
             c0 = None
         h_n, c_n = [], []
         layer_input = data
@@ -254,7 +270,7 @@ class _CellBase(Module):
         if x.shape[1] != self.input_size or x.shape[0] == 0:
             raise ValueError(f"{name}: input shape {input.shape} does not match input_size={self.input_size}")
         if hx is None:
-            h = Tensor(np.zeros((x.shape[0], self.hidden_size), dtype=self.weight_ih._data.dtype))
+            h = Tensor(_util.zeros((x.shape[0], self.hidden_size), self.weight_ih._data.dtype, x._data))
         else:
             h = ops.unsqueeze(hx, 0) if unbatched else hx
             if h.shape != (x.shape[0], self.hidden_size):

@@ -10,7 +10,7 @@ import numpy as np
 
 from dlcore import _C
 from dlcore.autograd import Function
-from dlcore.ops._util import contig, sum_dims
+from dlcore.ops._util import concatenate, contig, lib, sum_dims
 from dlcore.tensor import Tensor
 
 
@@ -32,19 +32,18 @@ def previous_state_rows(batch_sizes, reverse):
 
 
 def gather_previous_states(y, h0, batch_sizes, reverse):
-    """(total, H): the state each packed row's step started from (rows of y, or of h0)."""
+    """(total, H): the state each packed row's step started from (rows of y, or of h0), on the
+    device of y."""
     B = h0.shape[0]
     if np.all(batch_sizes == B):  # a padded batch: one shifted copy
         T = batch_sizes.shape[0]
         y3 = y.reshape(T, B, -1)
         steps = (y3[1:], h0[None]) if reverse else (h0[None], y3[:-1])
-        return np.concatenate(steps).reshape(y.shape)
-    src = previous_state_rows(batch_sizes, reverse)
-    out = np.empty_like(y)
-    from_y = src >= 0
-    out[from_y] = y[src[from_y]]
-    out[~from_y] = h0[-1 - src[~from_y]]
-    return out
+        return concatenate(steps, 0).reshape(y.shape)
+    src = previous_state_rows(batch_sizes, reverse)  # (total,) host metadata
+    total = y.shape[0]
+    # one gather from [y; h0] (total + B, H): row -1 - b of src is row total + b there
+    return concatenate([y, h0], 0)[np.where(src >= 0, src, total - 1 - src)]
 
 
 def _data(t):
@@ -56,22 +55,22 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
     grad_h_side: gradients w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, G*H)."""
     need = dict(zip(ctx.names, ctx.needs_input_grad))
     out = {"x": None, "h0": None, "c0": None, "w_ih": None, "w_hh": None, "b_ih": None, "b_hh": None}
+    k = lib(grad_x_side)
     if need.get("x"):
-        out["x"] = Tensor(_C.gemm(grad_x_side, ctx.w_ih))
+        out["x"] = Tensor(k.gemm(grad_x_side, ctx.w_ih))
     if need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side:
         # One GEMM for both: d_gates^T [x | h_prev] (G*H, I + H), wider N runs nearer peak.
         inputs = ctx.x.shape[1]
-        xh = np.empty((ctx.x.shape[0], inputs + ctx.y.shape[1]), dtype=ctx.x.dtype)  # (total, I + H)
-        xh[:, :inputs] = ctx.x
-        xh[:, inputs:] = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
-        both = _C.gemm(grad_x_side, xh, None, True, False)
+        h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
+        xh = concatenate([ctx.x, h_prev], 1)  # (total, I + H)
+        both = k.gemm(grad_x_side, xh, None, True, False)
         out["w_ih"], out["w_hh"] = Tensor(contig(both[:, :inputs])), Tensor(contig(both[:, inputs:]))
     else:
         if need.get("w_ih"):
-            out["w_ih"] = Tensor(_C.gemm(grad_x_side, ctx.x, None, True, False))
+            out["w_ih"] = Tensor(k.gemm(grad_x_side, ctx.x, None, True, False))
         if need.get("w_hh"):
             h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
-            out["w_hh"] = Tensor(_C.gemm(grad_h_side, h_prev, None, True, False))
+            out["w_hh"] = Tensor(k.gemm(grad_h_side, h_prev, None, True, False))
     if need.get("b_ih"):
         out["b_ih"] = Tensor(sum_dims(grad_x_side, (0,)))
     if need.get("b_hh"):
@@ -91,13 +90,15 @@ def _save_common(ctx, names, x, h0, w_ih, w_hh, batch_sizes, reverse):
 
 def _bias_sum(b_ih, b_hh):
     """b_ih + b_hh as one array for the projection's epilogue (either may be None)."""
-    present = [b._data for b in (b_ih, b_hh) if b is not None]
-    return contig(sum(present[1:], present[0])) if present else None
+    present = [contig(b._data) for b in (b_ih, b_hh) if b is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+    return lib(present[0]).binary_forward(_C.BinaryOp.add, present[0], present[1])
 
 
 def _projection(x, w_ih, bias):
     """x (total, I) W_ih^T + bias: the input side of every step, one GEMM."""
-    return _C.gemm(x, w_ih, None, False, True, 1.0, 0.0, bias)
+    return lib(x).gemm(x, w_ih, None, False, True, 1.0, 0.0, bias)
 
 
 class LstmLayer(Function):
@@ -108,7 +109,7 @@ class LstmLayer(Function):
         xa, h0a, c0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(c0), _data(w_ih), _data(w_hh)
         bias = _bias_sum(b_ih, b_hh)  # (4H)
         gates = _projection(xa, w_ih_a, bias)  # (total, 4H)
-        y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse)
+        y, c_all, h_n, c_n = lib(gates).lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse)
         _save_common(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a,
                      batch_sizes, reverse)
         ctx.c0, ctx.gates, ctx.c_all, ctx.y = c0a, gates, c_all, y
@@ -116,7 +117,7 @@ class LstmLayer(Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_h_n, grad_c_n):
-        grad_gates, grad_h0, grad_c0 = _C.lstm_sequence_backward(
+        grad_gates, grad_h0, grad_c0 = lib(ctx.w_hh).lstm_sequence_backward(
             ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
             _data(grad_y), _data(grad_h_n), _data(grad_c_n))
         return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0)
@@ -129,14 +130,14 @@ class GruLayer(Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
         xa, h0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(w_ih), _data(w_hh)
         gates = _projection(xa, w_ih_a, _data(b_ih))  # (total, 3H)
-        hidden, y, h_n = _C.gru_sequence_forward(gates, w_hh_a, _data(b_hh), h0a, batch_sizes, reverse)
+        hidden, y, h_n = lib(gates).gru_sequence_forward(gates, w_hh_a, _data(b_hh), h0a, batch_sizes, reverse)
         _save_common(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a, batch_sizes, reverse)
         ctx.gates, ctx.hidden, ctx.y = gates, hidden, y
         return Tensor(y), Tensor(h_n)
 
     @staticmethod
     def backward(ctx, grad_y, grad_h_n):
-        grad_x_side, grad_h_side, grad_h0 = _C.gru_sequence_backward(
+        grad_x_side, grad_h_side, grad_h0 = lib(ctx.w_hh).gru_sequence_backward(
             ctx.w_hh, ctx.h0, ctx.gates, ctx.hidden, ctx.y, ctx.batch_sizes, ctx.reverse,
             _data(grad_y), _data(grad_h_n))
         return _input_grads(ctx, grad_x_side, grad_h_side, grad_h0)
@@ -150,14 +151,14 @@ class RnnLayer(Function):
         xa, h0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(w_ih), _data(w_hh)
         bias = _bias_sum(b_ih, b_hh)  # (H)
         y = _projection(xa, w_ih_a, bias)  # (total, H), becomes h in place
-        y, h_n = _C.rnn_sequence_forward(y, w_hh_a, h0a, batch_sizes, reverse, nonlinearity)
+        y, h_n = lib(y).rnn_sequence_forward(y, w_hh_a, h0a, batch_sizes, reverse, nonlinearity)
         _save_common(ctx, ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a, batch_sizes, reverse)
         ctx.y, ctx.nonlinearity = y, nonlinearity
         return Tensor(y), Tensor(h_n)
 
     @staticmethod
     def backward(ctx, grad_y, grad_h_n):
-        grad_pre, grad_h0 = _C.rnn_sequence_backward(
+        grad_pre, grad_h0 = lib(ctx.w_hh).rnn_sequence_backward(
             ctx.w_hh, ctx.h0, ctx.y, ctx.batch_sizes, ctx.reverse, ctx.nonlinearity,
             _data(grad_y), _data(grad_h_n))
         return _input_grads(ctx, grad_pre, grad_pre, grad_h0) + (None,)

@@ -6,6 +6,9 @@
     v = beta2 * v + (1 - beta2) * g^2
     v_max = max(v_max, v)               (amsgrad: use v_max below instead of v)
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+CUDA parameters take the same steps in one fused kernel per (device, dtype)
+(dlcore.cuda.kernels.optim.adam_step); NumPy parameters are updated here in NumPy.
 """
 import math
 
@@ -40,8 +43,12 @@ class Adam(Optimizer):
     def _update(self, group):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         wd, amsgrad = group["weight_decay"], group["amsgrad"]
+        on_gpu = []
         for p in group["params"]:
             if p.grad is None:
+                continue
+            if not isinstance(p._data, np.ndarray):  # a CudaArray: updated by the fused kernel below
+                on_gpu.append(p)
                 continue
             g = grad_array(type(self).__name__, p, group["maximize"])
             x = p._data
@@ -73,6 +80,34 @@ class Adam(Optimizer):
             denom /= bias_correction2_sqrt
             denom += eps
             x -= step_size * (m / denom)
+        if on_gpu:
+            self._update_cuda(group, on_gpu)
+
+    def _update_cuda(self, group, params):
+        """The same update for CUDA parameters: one fused kernel per (device, dtype). State is
+        created (zeros) and its step counted as in _update, after every gradient is checked."""
+        from dlcore.cuda.array import zeros
+        from dlcore.cuda.kernels.optim import adam_step, by_device_and_dtype, grad_of, state_array
+
+        (beta1, beta2), amsgrad = group["betas"], group["amsgrad"]
+        for batch in by_device_and_dtype(params):
+            grads = [grad_of(type(self).__name__, p) for p in batch]
+            names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+            arrays = {name: [] for name in names}
+            for p in batch:
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0
+                for name in names:
+                    value = state.get(name)
+                    value = zeros(p.shape, p._data.dtype, p._data.device) if value is None else state_array(value, p)
+                    state[name] = value
+                    arrays[name].append(value)
+                state["step"] += 1
+            adam_step([p._data for p in batch], grads, arrays["exp_avg"], arrays["exp_avg_sq"],
+                      arrays.get("max_exp_avg_sq", [None] * len(batch)), [self.state[p]["step"] for p in batch],
+                      group["lr"], beta1, beta2, group["eps"], group["weight_decay"], amsgrad, group["maximize"],
+                      self._decoupled)
 
 
 class AdamW(Adam):

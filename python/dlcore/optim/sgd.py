@@ -4,6 +4,9 @@
     buf = d  (first step)   |   buf = momentum * buf + (1 - dampening) * d
     d = d + momentum * buf  (nesterov)   |   d = buf
     p = p - lr * d
+
+CUDA parameters take the same steps in one fused kernel per (device, dtype)
+(dlcore.cuda.kernels.optim.sgd_step); NumPy parameters are updated here in NumPy.
 """
 import numpy as np
 
@@ -30,8 +33,12 @@ class SGD(Optimizer):
     def _update(self, group):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         wd, nesterov = group["weight_decay"], group["nesterov"]
+        on_gpu = []
         for p in group["params"]:
             if p.grad is None:
+                continue
+            if not isinstance(p._data, np.ndarray):  # a CudaArray: updated by the fused kernel below
+                on_gpu.append(p)
                 continue
             d = grad_array("SGD", p, group["maximize"])  # may alias p.grad: never stored as is
             if wd != 0:
@@ -46,3 +53,25 @@ class SGD(Optimizer):
                     buf += (1 - dampening) * d
                 d = d + momentum * buf if nesterov else buf
             p._data -= lr * d
+        if on_gpu:
+            self._update_cuda(group, on_gpu)
+
+    def _update_cuda(self, group, params):
+        """The same update for CUDA parameters: one fused kernel per (device, dtype)."""
+        from dlcore.cuda.array import zeros
+        from dlcore.cuda.kernels.optim import by_device_and_dtype, grad_of, sgd_step, state_array
+
+        momentum = group["momentum"]
+        for batch in by_device_and_dtype(params):
+            grads = [grad_of("SGD", p) for p in batch]
+            bufs, fresh = [None] * len(batch), [False] * len(batch)
+            if momentum != 0:
+                for k, p in enumerate(batch):
+                    buf = self.state.get(p, {}).get("momentum_buffer")
+                    fresh[k] = buf is None
+                    bufs[k] = zeros(p.shape, p._data.dtype, p._data.device) if fresh[k] else state_array(buf, p)
+            sgd_step([p._data for p in batch], grads, bufs, group["lr"], momentum, group["dampening"],
+                     group["weight_decay"], group["nesterov"], group["maximize"], init_buffers=fresh)
+            if momentum != 0:
+                for p, buf in zip(batch, bufs):
+                    self.state.setdefault(p, {})["momentum_buffer"] = buf
