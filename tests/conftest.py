@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import dlcore
 from dlcore import _C
 
 ALL_ISAS = ["generic", "avx2", "avx512"]
@@ -23,3 +24,11 @@ def isa(request):
 def rng():
     """A fixed-seed generator: tests are random but reproducible."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def cuda():
+    """The CUDA device for a GPU test; skips (visibly) where there is none."""
+    if not dlcore.cuda.is_available():
+        pytest.skip("no CUDA device here" if dlcore.cuda.is_built() else "dlcore was built without CUDA")
+    return "cuda"

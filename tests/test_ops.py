@@ -1,6 +1,6 @@
 """The op table: every op's forward against a NumPy float64 oracle (float32 and float64,
-every ISA the host runs) and every differentiable op through a float64 finite-difference
-gradient check. One row per (op, shapes); the tests are generated from the rows."""
+every ISA the host runs, and on a CUDA device where there is one) and every differentiable op
+through a float64 finite-difference gradient check (on the CPU and on the GPU). One row per (op, shapes); the tests are generated from the rows."""
 from dataclasses import dataclass
 from typing import Callable
 
@@ -171,16 +171,16 @@ def make_inputs(case, rng):
     return arrays
 
 
-def to_tensors(arrays, dtype, requires_grad=False):
+def to_tensors(arrays, dtype, requires_grad=False, device="cpu"):
     out = []
     for a in arrays:
         if a.dtype.kind == "f":
-            t = dlcore.tensor(np.ascontiguousarray(a, dtype=dtype))
+            t = dlcore.tensor(np.ascontiguousarray(a, dtype=dtype), device=device)
             if requires_grad:
                 t.requires_grad_(True)
             out.append(t)
         else:
-            out.append(dlcore.tensor(a))
+            out.append(dlcore.tensor(a, device=device))
     return out
 
 
@@ -188,19 +188,18 @@ def as_tuple(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_matches_float64_oracle(case, dtype, isa, rng):
+def check_forward(case, dtype, rng, device, where):
     # The oracle sees the inputs exactly as the op does (rounded to dtype), in float64.
     arrays = [a.astype(dtype).astype(np.float64) if a.dtype.kind == "f" else a for a in make_inputs(case, rng)]
-    outs = as_tuple(case.fn(*to_tensors(arrays, dtype)))
+    outs = as_tuple(case.fn(*to_tensors(arrays, dtype, device=device)))
     refs = as_tuple(case.ref(*arrays))
     assert len(outs) == len(refs)
     for k, (out, ref) in enumerate(zip(outs, refs)):
         ref = np.asarray(ref)
-        got = out.detach().numpy()
+        assert out.device == dlcore.device(device), f"{case.name}: output on {out.device}, want {device}"
+        got = out.detach().cpu().numpy()
         if ref.dtype.kind in "iub":
-            np.testing.assert_array_equal(got, ref, err_msg=f"{case.name} output {k} [{isa}]")
+            np.testing.assert_array_equal(got, ref, err_msg=f"{case.name} output {k} [{where}]")
             continue
         assert got.dtype == dtype, f"{case.name}: output dtype {got.dtype}, want {np.dtype(dtype)}"
         eps = 2.0**-24 if dtype == np.float32 else 2.0**-53
@@ -208,7 +207,19 @@ def test_forward_matches_float64_oracle(case, dtype, isa, rng):
         rtol = case.rtol32 if dtype == np.float32 else 1e-10
         if case.k:  # K-scaled bound from the same op on |inputs|
             atol = atol + 2 * case.k * eps * np.abs(as_tuple(case.ref(*[np.abs(a) for a in arrays]))[k])
-        assert_close(got, ref, atol=atol, rtol=rtol, what=f"{case.name} output {k} [{isa}] {np.dtype(dtype)}")
+        assert_close(got, ref, atol=atol, rtol=rtol, what=f"{case.name} output {k} [{where}] {np.dtype(dtype)}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_matches_float64_oracle(case, dtype, isa, rng):
+    check_forward(case, dtype, rng, "cpu", isa)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_on_cuda_matches_float64_oracle(case, dtype, cuda, rng):
+    check_forward(case, dtype, rng, cuda, "cuda")
 
 
 GRAD_CASES = [c for c in CASES if c.grad]
@@ -217,4 +228,10 @@ GRAD_CASES = [c for c in CASES if c.grad]
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
 def test_gradient_matches_finite_differences(case, isa, rng):
     tensors = to_tensors(make_inputs(case, rng), np.float64, requires_grad=True)
+    gradcheck(case.fn, tensors)
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
+def test_gradient_on_cuda_matches_finite_differences(case, cuda, rng):
+    tensors = to_tensors(make_inputs(case, rng), np.float64, requires_grad=True, device=cuda)
     gradcheck(case.fn, tensors)
