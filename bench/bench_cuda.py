@@ -40,6 +40,8 @@ def lenet(lib_nn):
 def main():
     import torch
 
+    torch.backends.cuda.matmul.allow_tf32 = False  # FP32 against FP32: no TF32 in either library
+    torch.backends.cudnn.allow_tf32 = False
     rng = np.random.default_rng(0)
     dsync, tsync = dlcore.cuda.synchronize, torch.cuda.synchronize
     rows = []
@@ -48,7 +50,6 @@ def main():
         a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
         da, db = dlcore.tensor(a, device="cuda"), dlcore.tensor(b, device="cuda")
         ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
-        torch.backends.cuda.matmul.allow_tf32 = False
         t_d = timed(lambda: da @ db, dsync)
         t_t = timed(lambda: ta @ tb, tsync)
         rows.append((f"matmul fp32 {m}x{n}x{k}", t_d, t_t, 2 * m * n * k / t_d / 1e12))

@@ -145,3 +145,21 @@ def test_training_step_is_bitwise_reproducible(cuda):
     assert l1 == l2
     for a, b in zip(p1, p2):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pack_and_pad_on_cuda_match_the_cpu(cuda, rng, batch_first):
+    from dlcore.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    host = rng.standard_normal((3, 5, 2) if batch_first else (5, 3, 2))
+    lengths = [2, 5, 3]
+    results = []
+    for device in ("cpu", cuda):
+        x = dlcore.tensor(host, dtype=np.float64, device=device, requires_grad=True)
+        packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+        out, out_lengths = pad_packed_sequence(packed, batch_first=batch_first, padding_value=-1.5)
+        (out * out).sum().backward()
+        results.append((packed.data.detach().cpu().numpy(), out.detach().cpu().numpy(), x.grad.cpu().numpy(),
+                        out_lengths.numpy()))
+    for cpu_part, gpu_part in zip(*results):
+        np.testing.assert_array_equal(gpu_part, cpu_part)

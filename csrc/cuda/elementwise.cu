@@ -615,7 +615,7 @@ void binary_forward(BinaryOp op, DType dtype, const Dims& shape, const void* a, 
   const std::string what = std::string("binary_forward(") + binary_name(op) + ")";
   const bool float_only = op == BinaryOp::div || op == BinaryOp::pow;
   if (!(dtype == DType::f32 || dtype == DType::f64 || (dtype == DType::i64 && !float_only)))
-    throw std::invalid_argument(what + ": dtype must be float32, float64" + (float_only ? "" : " or int64") +
+    throw std::invalid_argument(what + ": dtype must be float32" + (float_only ? " or float64" : ", float64 or int64") +
                                 ", got " + dtype_name(dtype));
   int64_t n = 0;
   const Space<2> s = make_space<2>(what, shape, {&a_strides, &b_strides}, {"a", "b"}, &n);

@@ -167,7 +167,7 @@ def test_pool2d_cuda_empty_batch():
     assert y.shape == (0, 3, 4, 4) and index.shape == (0, 3, 4, 4) and index.dtype == np.int64
     assert max_pool2d_backward(index, y, (0, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False).shape == (0, 3, 8, 8)
     y = avg_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True, False)
-    assert y.shape == (0, 3, 4, 4)
+    assert y.shape == (0, 3, 5, 5)  # ceil_mode: the last window starts at 8, inside the padded input
     assert avg_pool2d_backward(y, (0, 3, 8, 8), (3, 3), (2, 2), (1, 1), True, False).shape == (0, 3, 8, 8)
 
 

@@ -13,6 +13,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from dlcore.autograd import Function
+from dlcore.cuda.array import full
+from dlcore.ops._util import concatenate, contig, is_cuda, lib
 from dlcore.tensor import Tensor
 
 
@@ -69,33 +71,58 @@ def _packed_index(batch_sizes):
     return t, k
 
 
+def _flat_rows(index, shape):
+    """The (t, b) index pair as flat row numbers into shape[:2] (host int64)."""
+    return np.ravel_multi_index(index, shape[:2]).astype(np.int64)
+
+
 class PackPadded(Function):
-    """Gather: data[r] = padded[t_r, b_r] (time-major; [b_r, t_r] when batch_first)."""
+    """Gather: data[r] = padded[t_r, b_r] (time-major; [b_r, t_r] when batch_first). On a GPU:
+    the take kernel over the flattened (T * B, *) rows, index_add back."""
 
     @staticmethod
     def forward(ctx, padded, index):
         ctx.shape, ctx.dtype, ctx.index = padded.shape, padded._data.dtype, index
-        return Tensor(padded._data[index])  # (total, *)
+        if not is_cuda(padded._data):
+            return Tensor(padded._data[index])  # (total, *)
+        ctx.rows = _flat_rows(index, padded.shape)
+        flat = padded._data.reshape((-1,) + padded.shape[2:])  # (T * B, *)
+        return Tensor(lib(flat).take(flat, ctx.rows, 0))
 
     @staticmethod
     def backward(ctx, g):
+        if is_cuda(g._data):
+            flat_shape = (ctx.shape[0] * ctx.shape[1],) + ctx.shape[2:]
+            return Tensor(lib(g._data).index_add(flat_shape, 0, ctx.rows, g._data).reshape(ctx.shape)), None
         grad = np.zeros(ctx.shape, dtype=ctx.dtype)
         grad[ctx.index] = g._data  # each (t, b) appears once: plain assignment
         return Tensor(grad), None
 
 
 class PadPacked(Function):
-    """Scatter: out[t_r, b_r] = data[r], every other entry padding_value."""
+    """Scatter: out[t_r, b_r] = data[r], every other entry padding_value. On a GPU: a gather
+    from data plus one padding row, by the inverse of the packing index."""
 
     @staticmethod
     def forward(ctx, data, index, shape, padding_value):
         ctx.index = index
-        out = np.full(shape, padding_value, dtype=data._data.dtype)
-        out[index] = data._data
-        return Tensor(out)
+        if not is_cuda(data._data):
+            out = np.full(shape, padding_value, dtype=data._data.dtype)
+            out[index] = data._data
+            return Tensor(out)
+        ctx.rows = _flat_rows(index, shape)
+        total = data.shape[0]
+        source = np.full(shape[0] * shape[1], total, dtype=np.int64)  # (T * B,) packed row, or the pad row
+        source[ctx.rows] = np.arange(total, dtype=np.int64)
+        pad = full((1,) + data.shape[1:], padding_value, data._data.dtype, data._data.device)
+        rows = concatenate([contig(data._data), pad], 0)  # (total + 1, *)
+        return Tensor(lib(rows).take(rows, source, 0).reshape(shape))
 
     @staticmethod
     def backward(ctx, g):
+        if is_cuda(g._data):
+            flat = contig(g._data).reshape((-1,) + g.shape[2:])
+            return Tensor(lib(flat).take(flat, ctx.rows, 0)), None, None, None
         return Tensor(np.ascontiguousarray(g._data[ctx.index])), None, None, None
 
 
