@@ -7,7 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <sstream>
+#include <cstdio>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,12 +22,34 @@ inline Shape shape_of(const py::array& a) {
   return Shape(a.shape(), a.shape() + a.ndim());
 }
 
+// Messages are built with std::string and std::to_string, never iostreams: a libstdc++
+// linked statically into an extension beside the shared one (seen on a GPU machine's
+// toolchain) crashes in ostream's number formatting, and an error path must never crash.
+inline std::string text(const std::string& s) { return s; }
+inline std::string text(const char* s) { return s; }
+inline std::string text(char c) { return std::string(1, c); }
+template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, char>, int> = 0>
+std::string text(T v) {
+  return std::to_string(v);
+}
+template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+std::string text(T v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));  // what ostream's default prints
+  return buf;
+}
+
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+  std::string out;
+  ((out += text(parts)), ...);
+  return out;
+}
+
 inline std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << '(';
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << (s.size() == 1 ? ",)" : ")");
-  return os.str();
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
 }
 inline std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
 
@@ -35,16 +57,12 @@ inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cas
 
 template <class... Parts>
 [[noreturn]] inline void value_error(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  throw py::value_error(os.str());
+  throw py::value_error(concat(parts...));
 }
 
 template <class... Parts>
 [[noreturn]] inline void type_error(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  throw py::type_error(os.str());
+  throw py::type_error(concat(parts...));
 }
 
 enum class FloatType { f32, f64 };

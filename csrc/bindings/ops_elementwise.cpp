@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <array>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -111,9 +110,9 @@ Broadcast broadcast(const std::string& what, const std::array<const py::array*, 
         o = s;
         continue;
       }
-      std::ostringstream shapes;
-      for (size_t j = 0; j < N; ++j) shapes << (j ? (j + 1 == N ? " and " : ", ") : "") << shape_str(*arrays[j]);
-      value_error(what, ": operands could not be broadcast together with shapes ", shapes.str());
+      std::string shapes;
+      for (size_t j = 0; j < N; ++j) shapes += (j ? (j + 1 == N ? " and " : ", ") : "") + shape_str(*arrays[j]);
+      value_error(what, ": operands could not be broadcast together with shapes ", shapes);
     }
   }
 
