@@ -46,7 +46,10 @@ stage install 240 15 env DLCORE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
 
 tests_dir="$(pwd)/tests"
 run_dir="$(mktemp -d)"  # outside the source tree, so the installed package is the one tested
-stage tests 200 70 bash -c "cd '$run_dir' && python3 -m dlcore.info && python3 -m pytest '$tests_dir' -q -p no:cacheprovider --maxfail=60 -rfE --durations=5"
+# With pytest-xdist (there on the GPU image) the suite runs in parallel, and a test that crashes
+# its worker is reported as a failure instead of ending the run.
+parallel=$(python3 -c "import xdist" 2>/dev/null && echo "-n $(nproc)")
+stage tests 200 40 bash -c "cd '$run_dir' && python3 -m dlcore.info && python3 -m pytest '$tests_dir' -q -p no:cacheprovider $parallel --maxfail=60 -rfE"
 stage lenet_run1 150 14 python3 -m dlcore.examples.lenet5 --device cuda --data "$data" --epochs "$epochs" \
   --no-progress --checkpoint "$run_dir/lenet5_cuda.safetensors"
 # Reproducibility: two identical short runs must give the same per-epoch loss digests.

@@ -403,11 +403,11 @@ def test_dropout_between_layers_runs_on_the_gpu(rng):
     for _ in range(2):
         dlcore.cuda.manual_seed(11)
         y, _ = m(x)
-        outs.append(y.cpu().numpy())
+        outs.append(y.detach().cpu().numpy())
     np.testing.assert_array_equal(outs[0], outs[1])
     m.eval()
     m_cpu.eval()
-    assert_close(m(x)[0].cpu().numpy(), m_cpu(x.cpu())[0].numpy(), atol=1e-10, rtol=1e-10, what="eval LSTM")
+    assert_close(m(x)[0].detach().cpu().numpy(), m_cpu(x.cpu())[0].detach().numpy(), atol=1e-10, rtol=1e-10, what="eval LSTM")
 
 
 def test_module_rejects_inputs_on_another_device(rng):

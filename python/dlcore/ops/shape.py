@@ -24,20 +24,39 @@ def _infer_shape(op, shape, numel):
     return shape
 
 
+def _view_as(a, shape):
+    """A view of array a with `shape`; raises (AttributeError / ValueError) where only a copy
+    could have that shape."""
+    if is_cuda(a) or _NUMPY_RESHAPE_COPY is False:
+        out = a.view()
+        out.shape = shape  # deprecated on NumPy arrays since NumPy 2.5: used only before 2.1
+        return out
+    return a.reshape(shape, copy=False)
+
+
+def _numpy_reshape_takes_copy():
+    try:
+        np.zeros(1).reshape(1, copy=False)
+        return True
+    except TypeError:  # NumPy < 2.1
+        return False
+
+
+_NUMPY_RESHAPE_COPY = _numpy_reshape_takes_copy()
+
+
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape, view_only):
         ctx.x_shape = x.shape
         if view_only:
-            out = x._data.view()
             try:
-                out.shape = shape  # raises instead of copying when no view exists
-            except AttributeError:
+                return Tensor(_view_as(x._data, shape))
+            except (AttributeError, ValueError):
                 raise RuntimeError(
                     f"view: shape {shape} is not compatible with the strides of the input "
                     f"(shape {x.shape}); use reshape() or contiguous() first"
                 ) from None
-            return Tensor(out)
         return Tensor(x._data.reshape(shape))
 
     @staticmethod
