@@ -163,3 +163,14 @@ def test_pack_and_pad_on_cuda_match_the_cpu(cuda, rng, batch_first):
                         out_lengths.numpy()))
     for cpu_part, gpu_part in zip(*results):
         np.testing.assert_array_equal(gpu_part, cpu_part)
+
+
+def test_events_time_work_on_the_stream(cuda):
+    a = dlcore.randn(512, 512, device=cuda)
+    start, end = dlcore.cuda.Event(), dlcore.cuda.Event()
+    start.record()
+    for _ in range(3):
+        a = a @ a * 1e-3
+    end.record()
+    ms = start.elapsed_time(end)
+    assert 0.0 < ms < 10_000.0

@@ -75,6 +75,13 @@ void bind_cuda_runtime(py::module_& cuda) {
       .def_property_readonly("nbytes", [](const Buffer& b) { return b.nbytes; })
       .def_property_readonly("device", [](const Buffer& b) { return b.device; });
 
+  py::class_<cuda::Event>(cuda, "Event", "A timing event on a device's stream (cudaEvent_t).")
+      .def(py::init<int>(), py::arg("device"))
+      .def("record", &cuda::Event::record, "Marks the stream's current position.")
+      .def("synchronize", &cuda::Event::synchronize, py::call_guard<py::gil_scoped_release>())
+      .def("elapsed_ms", &cuda::Event::elapsed_ms, py::arg("end"), py::call_guard<py::gil_scoped_release>(),
+           "GPU milliseconds from this event to `end` (waits for `end`).");
+
   cuda.def("copy_from_host", [](uintptr_t dst, const py::array& src, int device) {
     require_contiguous(src, "cuda.copy_from_host");
     const size_t n = static_cast<size_t>(src.nbytes());

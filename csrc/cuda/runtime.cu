@@ -130,6 +130,35 @@ void synchronize(int device) {
   check(cudaStreamSynchronize(stream), "cuda.synchronize (an earlier kernel failed)");
 }
 
+Event::Event(int device) : device_(device) {
+  check_device(device, "cuda.Event");
+  cudaEvent_t e = nullptr;
+  check(cudaSetDevice(device), "cudaSetDevice");
+  check(cudaEventCreate(&e), "cudaEventCreate");
+  event_ = e;
+}
+
+Event::~Event() { cudaEventDestroy(static_cast<cudaEvent_t>(event_)); }
+
+void Event::record() {
+  cudaStream_t stream;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    stream = enter(device_).stream;
+  }
+  check(cudaEventRecord(static_cast<cudaEvent_t>(event_), stream), "cudaEventRecord");
+}
+
+void Event::synchronize() { check(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)), "cudaEventSynchronize"); }
+
+float Event::elapsed_ms(const Event& start, const Event& end) {
+  check(cudaEventSynchronize(static_cast<cudaEvent_t>(end.event_)), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.event_), static_cast<cudaEvent_t>(end.event_)),
+        "cudaEventElapsedTime (were both events recorded?)");
+  return ms;
+}
+
 // ---- allocator ------------------------------------------------------------------------------
 void* allocate(size_t nbytes, int device) {
   if (nbytes == 0) return nullptr;

@@ -22,6 +22,24 @@ int current_device();
 // Waits for all work queued on the device's stream (releases no lock: callers drop the GIL).
 void synchronize(int device);
 
+// A timing event on a device's stream (cudaEvent_t behind an opaque handle): record() marks
+// the stream's current position; elapsed_ms(start, end) waits for `end` and returns the GPU
+// time between the two marks. For benchmarks.
+class Event {
+ public:
+  explicit Event(int device);
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  void record();
+  void synchronize();
+  static float elapsed_ms(const Event& start, const Event& end);
+
+ private:
+  void* event_ = nullptr;  // cudaEvent_t
+  int device_ = 0;
+};
+
 // ---- caching allocator -------------------------------------------------------------------
 // Thrown when the device has no room even after the cache was returned to the driver; the
 // message states the requested bytes and the device's free and total bytes.

@@ -70,6 +70,24 @@ def synchronize(device=None):
     _C.cuda.synchronize(_index(device))
 
 
+class Event:
+    """A CUDA event on the device's stream, as torch.cuda.Event(enable_timing=True):
+    ``start.record(); ...; end.record(); start.elapsed_time(end)`` is GPU milliseconds."""
+
+    def __init__(self, device=None):
+        _require("cuda.Event")
+        self._event = _C.cuda.Event(_index(device))
+
+    def record(self):
+        self._event.record()
+
+    def synchronize(self):
+        self._event.synchronize()
+
+    def elapsed_time(self, end):
+        return self._event.elapsed_ms(end._event)
+
+
 def memory_allocated(device=None):
     """Bytes held by live CUDA tensors (size-class rounded), as torch.cuda.memory_allocated."""
     _require("cuda.memory_allocated")
