@@ -174,3 +174,19 @@ def test_events_time_work_on_the_stream(cuda):
     end.record()
     ms = start.elapsed_time(end)
     assert 0.0 < ms < 10_000.0
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, 0.0, float("inf"), -float("inf")])
+def test_gradient_clipping_on_cuda_matches_the_cpu(cuda, rng, norm_type):
+    grads = [rng.standard_normal((4, 5)), rng.standard_normal(7), np.zeros(3)]
+    results = []
+    for device in ("cpu", cuda):
+        params = [dlcore.zeros(*g.shape, dtype=np.float64, device=device, requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = dlcore.tensor(g, device=device)
+        total = nn.utils.clip_grad_norm_(params, 0.5, norm_type=norm_type)
+        nn.utils.clip_grad_value_(params[:1], 0.1)
+        results.append([total.item()] + [p.grad.cpu().numpy() for p in params])
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-12)
+    for got, want in zip(results[1][1:], results[0][1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)

@@ -1,11 +1,15 @@
 """Gradient clipping, as torch.nn.utils: ``clip_grad_norm_`` (= ``get_total_norm`` then
-``clip_grads_with_norm_``) and ``clip_grad_value_``. They edit ``p.grad`` in place with NumPy;
-nothing here is recorded by autograd."""
+``clip_grads_with_norm_``) and ``clip_grad_value_``. They edit ``p.grad`` in place (NumPy on
+the CPU, the elementwise and reduction kernels on a GPU); nothing here is recorded by autograd."""
 import math
 
 import numpy as np
 
+from dlcore import _C
+from dlcore.ops._util import SUM, is_cuda, lib, scalar_like
 from dlcore.tensor import Tensor
+
+U, B, CMP = _C.UnaryOp, _C.BinaryOp, _C.CompareOp
 
 
 def _tensors(op, parameters, what="parameters"):
@@ -35,8 +39,30 @@ def _number(op, name, value):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}") from None
 
 
+def _vector_norm_cuda(x, p):
+    """_vector_norm of a CUDA array: the reductions run on the device (float64 sums), one
+    number comes back."""
+    k = lib(x)
+    a = k.unary_forward(U.abs, x.astype(np.float64).reshape(-1))  # (n,)
+    if a.size == 0:
+        return 0.0
+    if p in (math.inf, -math.inf):
+        signed = a if p == math.inf else k.unary_forward(U.neg, a)
+        top = k.reduce_forward(_C.ReduceOp.max, signed, 0, 1)[0].item()
+        return top if p == math.inf else -top
+    if p == 0:
+        nonzero = k.compare_forward(CMP.ne, a, scalar_like(0.0, np.float64, a))
+        return float(k.reduce_forward(SUM, nonzero, 0, 1)[0].item())
+    if p == 1:
+        return k.reduce_forward(SUM, a, 0, 1)[0].item()
+    powered = k.binary_forward(B.mul, a, a) if p == 2 else k.unary_forward(U.pow_scalar, a, p)
+    return k.reduce_forward(SUM, powered, 0, 1)[0].item() ** (1.0 / p)
+
+
 def _vector_norm(x, p):
-    """torch.linalg.vector_norm(x, p) of a NumPy array, in float64."""
+    """torch.linalg.vector_norm(x, p) of a NumPy or CUDA array, in float64."""
+    if is_cuda(x):
+        return _vector_norm_cuda(x, p)
     a = np.abs(x.astype(np.float64, copy=False)).ravel()
     if a.size == 0:
         return 0.0
@@ -83,7 +109,10 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
         return
     with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as torch does, without a warning
         for g in grads:
-            g._data *= g._data.dtype.type(coef)
+            if is_cuda(g._data):
+                g._data[...] = lib(g._data).binary_forward(B.mul, g._data, scalar_like(coef, g._data.dtype, g._data))
+            else:
+                g._data *= g._data.dtype.type(coef)
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
@@ -101,7 +130,10 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamps every p.grad in place to [-clip_value, clip_value]."""
     clip_value = _number("clip_grad_value_", "clip_value", clip_value)
     for g in _grads("clip_grad_value_", parameters):
-        np.clip(g._data, -clip_value, clip_value, out=g._data)
+        if is_cuda(g._data):
+            g._data[...] = lib(g._data).unary_forward(U.clamp, g._data, -clip_value, clip_value)
+        else:
+            np.clip(g._data, -clip_value, clip_value, out=g._data)
 
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
