@@ -1,6 +1,6 @@
 """Character-level LSTM language model on Tiny Shakespeare (Karpathy's char-rnn).
 
-    python -m dlcore.examples.char_lstm [--data DIR | --text FILE] [--epochs N] [--out DIR]
+    python -m dlcore.examples.char_lstm [--data DIR | --text FILE] [--epochs N] [--out DIR] [--device cuda]
     python -m dlcore.examples.char_lstm --generate --out DIR --sample 1000 --prime "ROMEO:"
 
 Embedding(V, 64) -> LSTM(64, 512, 2 layers, dropout between layers) -> Dropout -> Linear(512, V),
@@ -49,21 +49,22 @@ def detach_state(state):
     return tuple(s.detach() for s in state)
 
 
-def evaluate(model, batches):
+def evaluate(model, batches, device="cpu"):
     """Mean loss in nats/char over every target of `batches`, state carried, dropout off."""
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
     with dlcore.no_grad():
         for inputs, targets in batches:
-            logits, state = model(dlcore.from_numpy(inputs), state)
-            total += dlcore.cross_entropy(logits, dlcore.from_numpy(targets.reshape(-1)), reduction="sum").item()
+            logits, state = model(dlcore.from_numpy(inputs).to(device), state)
+            target = dlcore.from_numpy(targets.reshape(-1)).to(device)
+            total += dlcore.cross_entropy(logits, target, reduction="sum").item()
             count += targets.size
     model.train(was_training)
     return total / count
 
 
-def sample(model, itos, length, temperature=1.0, prime="\n", seed=0):
+def sample(model, itos, length, temperature=1.0, prime="\n", seed=0, device="cpu"):
     """`length` characters drawn after `prime`, one at a time with the state carried."""
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0, got {temperature}")
@@ -80,13 +81,13 @@ def sample(model, itos, length, temperature=1.0, prime="\n", seed=0):
     out = []
     with dlcore.no_grad():
         x = np.array([stoi[c] for c in prime], dtype=np.int64)[:, None]  # (P, 1)
-        logits, state = model(dlcore.from_numpy(x))
+        logits, state = model(dlcore.from_numpy(x).to(device))
         for _ in range(length):
-            z = logits.numpy()[-1].astype(np.float64) / temperature  # (V,)
+            z = logits.cpu().numpy()[-1].astype(np.float64) / temperature  # (V,)
             p = np.exp(z - z.max())
             nxt = int(rng.choice(p.size, p=p / p.sum()))
             out.append(itos[nxt])
-            logits, state = model(dlcore.from_numpy(np.array([[nxt]], dtype=np.int64)), state)
+            logits, state = model(dlcore.from_numpy(np.array([[nxt]], dtype=np.int64)).to(device), state)
     model.train(was_training)
     return "".join(out)
 
@@ -105,6 +106,7 @@ def checkpoint_path(out):
 def build(vocab_size, args):
     """(model, optimizer, scheduler) for the given hyperparameters."""
     model = CharLSTM(vocab_size, args.embedding_dim, args.hidden_size, args.num_layers, args.dropout)
+    model.to(args.device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, args.total_steps),
                                                      eta_min=args.lr * args.min_lr_ratio)
@@ -125,6 +127,8 @@ def restore(args):
 def train(args):
     """Trains (or resumes) and returns (model, itos, history)."""
     dlcore.manual_seed(args.seed)
+    if dlcore.device(args.device).type == "cuda":
+        dlcore.cuda.manual_seed(args.seed)
     corpus = load_corpus(args)
     ckpt = restore(args) if args.resume else None
     if ckpt is not None and ckpt["vocab"] != "".join(corpus.itos):
@@ -145,7 +149,8 @@ def train(args):
     n_params = sum(p.numel() for p in model.parameters())
     print(f"char-LSTM on {corpus!r}\n{args.num_layers}x{args.hidden_size} LSTM, embedding {args.embedding_dim}, "
           f"{n_params:,} parameters; {steps_per_epoch} steps/epoch of {args.seq_len}x{args.batch_size} chars; "
-          f"cpu isa {dlcore.cpu_isa()}, {dlcore.get_num_threads()} threads")
+          + (f"device {dlcore.cuda.get_device_name(args.device)}" if dlcore.device(args.device).type == "cuda"
+             else f"cpu isa {dlcore.cpu_isa()}, {dlcore.get_num_threads()} threads"))
     tokens_per_step = args.seq_len * args.batch_size
     train_seconds, train_tokens = 0.0, 0
     for epoch in range(first_epoch, args.epochs + 1):
@@ -157,8 +162,8 @@ def train(args):
         for inputs, targets in bar:
             if steps == steps_per_epoch:
                 break
-            logits, state = model(dlcore.from_numpy(inputs), state)
-            loss = dlcore.cross_entropy(logits, dlcore.from_numpy(targets.reshape(-1)))
+            logits, state = model(dlcore.from_numpy(inputs).to(args.device), state)
+            loss = dlcore.cross_entropy(logits, dlcore.from_numpy(targets.reshape(-1)).to(args.device))
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -178,7 +183,7 @@ def train(args):
         seconds = time.perf_counter() - start
         train_seconds += seconds
         train_tokens += tokens
-        val_loss = evaluate(model, val_batches)
+        val_loss = evaluate(model, val_batches, args.device)
         history.append({"epoch": epoch, "train_loss": total_loss / steps, "val_loss": val_loss,
                         "val_bpc": val_loss / math.log(2), "seconds": seconds, "tokens_per_s": tokens / seconds})
         save_checkpoint(args, model, optimizer, scheduler, corpus.itos, epoch, history)
@@ -236,6 +241,7 @@ def parse_args(argv=None):
     parser.add_argument("--prime", default="ROMEO:", help="text the sample starts from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "seq_len", "embedding_dim", "hidden_size", "num_layers"):
@@ -255,12 +261,13 @@ def main(argv=None):
     start = time.perf_counter()
     if args.generate:
         model, itos, history = load_model(args.out)
+        model.to(args.device)
     else:
         model, itos, history = train(args)
     prime = args.prime if set(args.prime) <= set(itos) else ""
     if prime != args.prime:
         print(f"prime {args.prime!r} has characters outside the vocabulary; starting from {itos[0]!r}")
-    text = sample(model, itos, args.sample, args.temperature, prime, args.seed) if args.sample else ""
+    text = sample(model, itos, args.sample, args.temperature, prime, args.seed, args.device) if args.sample else ""
     wall = time.perf_counter() - start
     if history:
         last = history[-1]
