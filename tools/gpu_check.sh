@@ -6,14 +6,14 @@
 # summary.txt and one log per stage); a failing stage is reported and the next one still runs.
 # The summary is printed last.
 #
-#   tools/gpu_check.sh LOGDIR [MNIST_PARENT_DIR]
+#   tools/gpu_check.sh LOGDIR [DATA_DIR]
 #
-# MNIST_PARENT_DIR holds mnist/ (default ../shared/data); without it LeNet trains on the
-# embedded sample (which cannot reach the 98.9 % goal). Env: GPU_CHECK_EPOCHS (default 10),
+# DATA_DIR holds mnist/ and tinyshakespeare/ (default ../shared/data); without mnist/
+# LeNet trains on the embedded sample (which cannot reach the 98.9 % goal). Env: GPU_CHECK_EPOCHS (default 10),
 # CUDA_ARCH (default: the device's, e.g. 90), GPU_CHECK_STAGES (default "all").
 set -uo pipefail
 cd "$(dirname "$0")/.."
-logdir="${1:?usage: tools/gpu_check.sh LOGDIR [MNIST_PARENT_DIR]}"
+logdir="${1:?usage: tools/gpu_check.sh LOGDIR [DATA_DIR]}"
 data="${2:-../shared/data}"
 epochs="${GPU_CHECK_EPOCHS:-10}"
 stages="${GPU_CHECK_STAGES:-all}"
@@ -61,6 +61,8 @@ if [ -f "$logdir/lenet_repro.log" ]; then
   echo "lenet repro epoch-1 loss digests: ${1:-none} ${2:-none} ($([ -n "${1:-}" ] && [ "${1:-}" = "${2:-}" ] && echo identical || echo DIFFERENT))" | tee -a "$summary"
 fi
 grep -h "final test accuracy" "$logdir/lenet_run1.log" 2>/dev/null | tee -a "$summary"
+stage char_lstm 150 6 python3 -m dlcore.examples.char_lstm --device cuda --data "$data" --epochs 1 \
+  --max-steps 100 --sample 80 --out "$run_dir/char_lstm" --no-progress
 stage sanitize 180 8 bash -c "compute-sanitizer --tool memcheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py \
   && compute-sanitizer --tool racecheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py"
 stage bench 60 12 python3 bench/bench_cuda.py
