@@ -28,6 +28,7 @@ void bind_cuda_elementwise(py::module_& cuda);
 void bind_cuda_reduce(py::module_& cuda);
 void bind_cuda_nn(py::module_& cuda);
 void bind_cuda_gemm(py::module_& cuda);
+void bind_cuda_gemm_tc(py::module_& cuda);
 void bind_cuda_conv(py::module_& cuda);
 void bind_cuda_rnn(py::module_& cuda);
 }  // namespace dlcore::bind
@@ -82,6 +83,7 @@ PYBIND11_MODULE(_C, m) {
   dlcore::bind::bind_cuda_reduce(cuda);
   dlcore::bind::bind_cuda_nn(cuda);
   dlcore::bind::bind_cuda_gemm(cuda);
+  dlcore::bind::bind_cuda_gemm_tc(cuda);
   dlcore::bind::bind_cuda_conv(cuda);
   dlcore::bind::bind_cuda_rnn(cuda);
 }

@@ -2,51 +2,73 @@
 // epilogue C += bias (per column) and C = max(C, 0), for float32 and float64 (gemm.h has
 // the contract: layouts, leading dimensions, batch strides, beta == 0 never reads C).
 //
-// Algorithm: classic shared-memory tiling. One block of 256 threads (a 16 x 16 grid) owns a
-// BM x BN tile of one C[b] and walks K in steps of BK:
-//   1. each thread fetches its share of the next op(A) (BM x BK) and op(B) (BK x BN) slices
-//      from global memory into registers (zero outside M, N, K, so edges need no other case),
-//   2. stores them to shared memory k-major, As[k][m] and Bs[k][n], barrier,
-//   3. prefetches the following slices into registers while it computes the current one,
-//   4. accumulates a TM x TN register tile, barrier (the slices may then be overwritten).
-// A thread's outputs are rows ty + 16 i and columns tx + 16 j (strided, not a contiguous
-// block): the 16 threads of a half-warp then read 16 consecutive As/Bs entries (no bank
-// conflicts) and store 16 consecutive C elements (coalesced).
-// Transposes need no copy: op(X) element (k, i) is read from x[i * ld + k] or
-// x[k * ld + i], with the thread -> element map chosen so that consecutive threads read
-// consecutive addresses either way. Batches run over blockIdx.z, row tiles over blockIdx.y
-// (both grid-stride loops, so no grid limit is hit), column tiles over blockIdx.x.
-// Determinism: every C element is one thread's sum over k = 0, 1, ..., K-1 in order (FMA per
-// step), no split-K, no atomics: the same bits every run on a given GPU and build.
+// Two kernel families share the contract and the grid: column tiles over blockIdx.x, row
+// tiles over blockIdx.y, batch items (times K ranges with split-K) over blockIdx.z; past the
+// y/z limit of 65535 the staged kernels loop (grid-stride) and the cp.async ones take
+// several launches. Transposes never copy: op(X) element (k, i) is read from x[i * ld + k]
+// or x[k * ld + i], and shared memory always holds the slices k-major,
+// As[k][m] = op(A)[m0 + m, k0 + k] and Bs[k][n] = op(B)[k0 + k, n0 + n].
 //
-// Tiles (256 threads; sizes are powers of two so the index math is shifts and masks):
-//   float32 128 x 128 x 8, 8 x 8 outputs a thread: 64 FMAs per 16 shared loads; used once
-//           there are at least as many 128-tiles as SMs (every SM gets a block);
-//   float32/float64 64 x 64 x 16, 4 x 4 outputs a thread: four times the blocks for small
-//           or thin problems, and float64's only tile (16 doubles of accumulators).
-// Shared memory: 8.25 KiB (float32) or 16.25 KiB (float64) a block. Registers (nvcc 13,
-// sm_80/sm_90): <= 128 for the 128-tile (two blocks an SM), <= 64 / 80 for the 64-tile
-// float32 / float64, no spills.
+// 1. Register-staged (staged_128x128x8, staged_64x64x16; float64 uses the 64 one). 256
+//    threads (16 x 16) own a BM x BN tile and walk K in BK steps: fetch the next slices into
+//    registers while computing the current one, store them to shared memory, barrier. A
+//    thread's outputs are rows ty + 16 i, columns tx + 16 j. Verified on an H100 (issue 6):
+//    about 60 % of cuBLAS on squares, 0.29x on 64x4096x1024. gemm's default for now.
 //
-// Tested by tests/cuda/test_gemm.py (float64 NumPy reference with the K-scaled tolerance,
-// integer-exact case, every tile forced); resource report: nvcc -Xptxas -v (no spills).
-// Timed (GFLOP/s = 2 n^3 / t) on a GPU with, e.g. n = 4096:
-//   PYTHONPATH=python python3 -m timeit -s "import numpy as np, dlcore.cuda as cu; from
-//   dlcore.cuda.array import from_numpy; from dlcore.cuda.kernels.gemm import gemm;
-//   a = from_numpy(np.random.rand(4096, 4096).astype(np.float32), 0)" "gemm(a, a); cu.synchronize()"
-// Bound: an H100 SXM peaks near 67 TFLOP/s float32 (34 float64) without tensor cores; this
-// plain tiling is expected (not yet measured) to reach a third of that or less on 1024^3 and
-// up, being shared-load bound (speed is a later issue).
+// 2. cp.async pipeline (cp_async_128x128x16, cp_async_128x256x8, cp_async_64x64x16;
+//    float32, sm_80+). 256 threads = 8 warps as 4 (m) x 2 (n); a warp's 32 lanes as 4 x 8;
+//    each lane owns TM x TN outputs as (TM/4) x (TN/4) sub-tiles of 4 x 4, rows
+//    row_t + 16 g + r and columns col_t + 32 h + c (r, c < 4), so every shared-memory read
+//    of a fragment is one float4 (LDS.128): per depth, TM/4 + TN/4 LDS.128 feed TM * TN FMAs.
+//    Slices move global -> shared with cp.async (no registers), two stages: while the block
+//    computes slice kt from one stage, slice kt + 1 lands in the other; one barrier a slice.
+//    How each operand is copied (CopyMode):
+//      row16  op(X) rows run along i in memory (A trans, B not) and 16-byte aligned (pointer,
+//             ld and batch stride multiples of 4 floats): cp.async.cg 16 B, 4 floats of i;
+//      row4   the same layout, unaligned: cp.async.ca 4 B, one float, lanes along i;
+//      kcol4  rows run along k (A not trans, B trans): cp.async.ca 4 B into the transposed
+//             place As[k][m], a warp writing 8 depths x 4 rows (32 B runs of k in memory).
+//    Edges: a copy past M, N or K reads nothing and zero-fills (src-size operand), so the
+//    inner loop has no bounds tests. Bank conflicts: rows of the shared slices are padded
+//    by 4 floats (row stride 4 mod 32 words), so a kcol4 warp store (8 k x 4 i) hits 32
+//    distinct banks while rows stay 16-byte aligned for the float4 reads; a float4 read
+//    by a warp touches 4 (A) or 8 (B) consecutive float4 of one row (no conflict).
+//    Split-K: the K depths are cut into `splits` ranges (whole slices each); range s of
+//    batch item b writes its raw sums to the slab partial[s * batch + b] (M, N) in scratch
+//    from allocate(), then splitk_reduce sums the slabs in range order and applies alpha,
+//    beta, bias and ReLU. For grids too small to fill the SMs (skinny shapes).
+// The rule choosing among them is at gemm_with_tile (bottom of this file).
+//
+// Determinism: every output (or partial) is one thread's FMA chain over its depths in
+// order; split-K adds the partials in range order; no atomics: the same bits every run for
+// a given GPU, build and split count.
+//
+// Tested by tests/cuda/test_cuda_gemm.py (float64 NumPy reference with the K-scaled
+// tolerance, integer-exact case, poisoned C, every kernel and several split counts forced);
+// resource report: nvcc -Xptxas -v (no spills, no stack). Timed, side by side with cuBLAS:
+//   python bench/bench_cuda_gemm.py            (gemm's own choice, every precision built)
+//   python bench/bench_cuda_gemm.py --variant  (every kernel forced, to set the rule)
+// Bound: an H100 SXM peaks near 67 TFLOP/s float32 without tensor cores (cuBLAS measured
+// 51.5 TFLOP/s at 8192^3 and 50.0 at 4096^3, 17.3 on 64x4096x1024). Per depth of a 128 x 128
+// tile the block does 16384 FMAs (128 clocks at 128 FMA/clk an SM) and reads 256 x 4 float4
+// fragments (16 KB: 128 B/clk, the whole shared-memory bandwidth, were nothing broadcast);
+// with 4 and 8 distinct float4 a warp read, 3 KB are distinct (24 B/clk): compute-bound by
+// design. Global traffic: 2 x 128 floats (1 KB) a depth for 16384 FMAs, 16 FMAs a byte.
 #include "cuda/common.cuh"
 #include "cuda/gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace dlcore::cuda {
 
 namespace {
+
+// ---- register-staged kernels (staged_128x128x8, staged_64x64x16) ---------------------------
 
 // Threads of a block: a kThreadsX x kThreadsX grid (tx = column, ty = row of the grid).
 constexpr int kThreadsX = 16;
@@ -215,6 +237,430 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(const Params<T> p) {
   }
 }
 
+// ---- cp.async: PTX wrappers ---------------------------------------------------------------
+// cp.async (sm_80+) copies global -> shared without passing through registers. A copy of
+// `size` bytes reads src_bytes of them (0 <= src_bytes <= size) and zero-fills the rest;
+// src_bytes == 0 reads nothing. commit closes this thread's group of copies issued since
+// the last commit; wait<N> returns once at most the N newest groups are still in flight,
+// and a barrier after it makes every thread's landed copies visible to the whole block.
+// src and dst must be aligned to the copy size. Builds for older GPUs get plain copies
+// (the same results, synchronous), so the file compiles for any architecture.
+__device__ __forceinline__ void cp_async_16(float* dst, const float* src, int src_bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst_s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const size_t src_g = __cvta_generic_to_global(src);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst_s), "l"(src_g), "r"(src_bytes)
+               : "memory");
+#else
+  for (int i = 0; i < 4; ++i) dst[i] = 4 * i < src_bytes ? src[i] : 0.0f;
+#endif
+}
+
+__device__ __forceinline__ void cp_async_4(float* dst, const float* src, int src_bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst_s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const size_t src_g = __cvta_generic_to_global(src);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst_s), "l"(src_g), "r"(src_bytes)
+               : "memory");
+#else
+  *dst = src_bytes > 0 ? *src : 0.0f;
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// ---- cp.async kernels (cp_async_*) --------------------------------------------------------
+
+// A cp.async kernel's shape. 8 warps as kWarpsM x kWarpsN, a warp's lanes as kLanesM x
+// kLanesN; the warp tile WTM x WTN splits into (TM/4) x (TN/4) sub-tiles of kLanesM x kLanesN
+// lanes x 4 x 4 outputs. kMinBlocks: blocks an SM must hold (registers <= 65536 / (256 x it)).
+template <int BM_, int BN_, int BK_, int MIN_BLOCKS_>
+struct CpTile {
+  static constexpr int BM = BM_, BN = BN_, BK = BK_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kStages = 2;  // double buffering: one slice computed while the next lands
+  static constexpr int kWarpsM = 4, kWarpsN = 2, kLanesM = 4, kLanesN = 8;
+  static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr int WTM = BM / kWarpsM, WTN = BN / kWarpsN;  // warp tile
+  static constexpr int TM = WTM / kLanesM, TN = WTN / kLanesN;  // outputs a thread
+  // Shared rows padded by 4 floats: row stride = 4 words mod 32 (see CpLoader), rows 16-B aligned.
+  static constexpr int SA = BM + 4, SB = BN + 4;
+  static constexpr int kStageFloats = BK * (SA + SB);  // As (BK, SA) then Bs (BK, SB)
+  static_assert(TM % 4 == 0 && TN % 4 == 0 && TM * kLanesM * kWarpsM == BM && TN * kLanesN * kWarpsN == BN,
+                "thread tiles must be whole 4 x 4 sub-tiles covering the block tile");
+  static_assert(BK % 8 == 0 && BM % 32 == 0 && BN % 32 == 0, "slice shapes the loaders assume");
+  static_assert(kStages * kStageFloats * 4 <= 48 * 1024, "static shared memory limit");
+};
+// 128 x 128 x 16, 8 x 8 a thread: 64 accumulators, two blocks an SM (<= 128 registers);
+// 33 KiB shared. The large-grid kernel.
+using Cp128x128x16 = CpTile<128, 128, 16, 2>;
+// 128 x 256 x 8, 8 x 16 a thread: 128 accumulators, one block an SM (<= 255 registers); 25 KiB
+// shared. 6 LDS.128 for 128 FMAs (3/4 of the 8 x 8 tile's reads a FMA), for grids of many tiles.
+using Cp128x256x8 = CpTile<128, 256, 8, 1>;
+// 64 x 64 x 16, 4 x 4 a thread: three blocks an SM (<= 80 registers; at 64, four blocks, ptxas
+// spilled a few bytes); 17 KiB shared. Four times the blocks of the 128-tile for medium and
+// (with split-K) skinny grids.
+using Cp64x64x16 = CpTile<64, 64, 16, 3>;
+
+enum class CopyMode { row16, row4, kcol4 };  // see the file header
+
+// Copies a BK x W slice of one operand, seen k-major (element (k, i) = op(A)[i, k] for A,
+// op(B)[k, i] for B), from global memory into a stage's S[k][i] (row stride W + 4) with
+// cp.async. In memory element (k, i) is x[i * ld + k] for kcol4, else x[k * ld + i].
+// Thread -> elements: a thread's kCopies copies are (k_t + r dk, i_t + r di), r < kCopies,
+// with one of dk, di zero, so copy r sits at src + r * step in x and at dst + r * kDstStep in S:
+//   row16  i_t = 4 (tid % (W/4)), k_t = tid / (W/4): a warp copies whole rows of the slice
+//          (runs of 4 W contiguous bytes, 512 in all);
+//   row4   i_t = tid % W, k_t = tid / W: a warp copies 128 contiguous bytes;
+//   kcol4  a warp copies 8 depths x 4 rows (lane % 8, lane / 8); warps tile the slice.
+// Bank conflicts: a kcol4 warp store writes S[k + 0..7][i + 0..3]; with the row stride
+// W + 4 = 4 mod 32 words its 32 words fall in banks 4 k + i: all distinct. row16/row4 warp
+// stores are runs of consecutive words.
+template <int BK, int W, int THREADS, CopyMode MODE>
+struct CpLoader {
+  static constexpr int kWarps = THREADS / 32;
+  static constexpr int kVec = MODE == CopyMode::row16 ? 4 : 1;  // floats a copy
+  static constexpr int kCopies = BK * W / (THREADS * kVec);
+  static constexpr int kRowCopies = W / kVec;  // row modes: copies along one depth
+  static constexpr int kDepthBlocks = BK / 8;  // kcol4: 8-depth blocks in a slice
+  static constexpr int dk = MODE == CopyMode::kcol4 ? 0 : THREADS / kRowCopies;
+  static constexpr int di = MODE == CopyMode::kcol4 ? 4 * kWarps / kDepthBlocks : 0;
+  static constexpr int kDstStep = dk * (W + 4) + di;
+  static_assert(kCopies >= 1 && BK * W % (THREADS * kVec) == 0, "slice must split evenly over the threads");
+  static_assert(MODE == CopyMode::kcol4 ? (BK % 8 == 0 && kWarps % kDepthBlocks == 0 && kCopies * di == W)
+                                        : (THREADS % kRowCopies == 0 && kCopies * dk == BK),
+                "thread -> element map must cover the slice once");
+  static_assert((W + 4) % 32 == 4, "padding must make the row stride 4 words mod 32");
+
+  const float* src;  // this thread's first element of the next slice in x
+  int k_t;           // its depth in the slice
+  int inside;        // kcol4: bit r = copy r's row inside the extent; row16: bytes of its
+                     // chunk inside (0..16); row4: 1 if its column is inside, else 0
+
+  // x: one batch item, rows/cols [i0, i0 + W) of which the first i_left exist; the first
+  // slice starts at depth k0.
+  __device__ CpLoader(const float* x, int64_t ld, int64_t i0, int i_left, int64_t k0, int tid) {
+    int i_t;
+    if (MODE == CopyMode::kcol4) {
+      const int warp = tid / 32, lane = tid % 32;
+      k_t = (warp % kDepthBlocks) * 8 + lane % 8;
+      i_t = (warp / kDepthBlocks) * 4 + lane / 8;
+      src = x + (i0 + i_t) * ld + k0 + k_t;
+      inside = 0;
+#pragma unroll
+      for (int r = 0; r < kCopies; ++r) inside |= (i_t + r * di < i_left ? 1 : 0) << r;
+    } else {
+      k_t = tid / kRowCopies;
+      i_t = (tid % kRowCopies) * kVec;
+      src = x + (k0 + k_t) * ld + i0 + i_t;
+      inside = MODE == CopyMode::row16 ? 4 * max(0, min(4, i_left - i_t)) : (i_t < i_left ? 1 : 0);
+    }
+    dst_ = k_t * (W + 4) + i_t;
+  }
+
+  // Queues the copies of the next slice into S (a stage's (BK, W + 4) array): zeros where the
+  // depth is >= k_left (what remains of K from the slice's first depth) or the row/col is
+  // outside the extent, x unread there (`any`: a valid aligned address for the copies that
+  // read nothing). ld: x's row stride, as at construction (recomputed from the kernel
+  // parameter rather than kept: registers are the scarce resource here).
+  __device__ void load(float* S, const float* any, int64_t ld, int k_left) {
+    const int64_t step = MODE == CopyMode::kcol4 ? di * ld : dk * ld;  // x elements between copies
+    float* dst = S + dst_;
+#pragma unroll
+    for (int r = 0; r < kCopies; ++r) {
+      const bool k_in = k_t + r * dk < k_left;
+      if (MODE == CopyMode::row16) {
+        const int bytes = k_in ? inside : 0;
+        cp_async_16(dst + r * kDstStep, bytes > 0 ? src + r * step : any, bytes);
+      } else {
+        const bool in = k_in && (MODE == CopyMode::kcol4 ? (inside >> r) & 1 : inside);
+        cp_async_4(dst + r * kDstStep, in ? src + r * step : any, in ? 4 : 0);
+      }
+    }
+    src += MODE == CopyMode::kcol4 ? BK : BK * ld;  // BK depths on
+  }
+
+ private:
+  int dst_;  // offset of (k_t, i_t) in a stage's S
+};
+
+struct CpParams {
+  int64_t M, N, K;
+  float alpha, beta;
+  const float* A; int64_t lda, stride_a;  // (batch | 1, M, K) or (.., K, M) when trans_a
+  const float* B; int64_t ldb, stride_b;  // (batch | 1, K, N) or (.., N, K) when trans_b
+  float* C; int64_t ldc, stride_c;        // (batch, M, N)
+  int64_t batch;
+  const float* bias;                      // (N,) or nullptr
+  bool relu;
+  bool vec_c;            // C's rows and items start 16-byte aligned: float4 epilogue
+  int64_t splits;        // K ranges (1: no split-K)
+  int64_t k_per_split;   // depths a range (a multiple of BK; >= K when splits == 1)
+  float* partial;        // (splits, batch, M, N) raw sums when splits > 1, else nullptr
+  int64_t tile_m0, z0;   // this launch's first tile row and item (launches past the grid limits)
+};
+
+// Row slice out[0, cnt) (cnt 1..4) of C := alpha v + beta out (out read only when
+// beta != 0) + bias[0, cnt), then ReLU (NaN stays NaN). One float4 load/store when whole
+// and aligned.
+__device__ __forceinline__ void write_c4(const CpParams& p, float* out, const float* bias, const float (&v)[4],
+                                         int cnt) {
+  if (cnt == 4 && p.vec_c) {
+    float4 old = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (p.beta != 0.0f) old = *reinterpret_cast<const float4*>(out);
+    const float olds[4] = {old.x, old.y, old.z, old.w};
+    float o[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      o[c] = p.alpha * v[c];
+      if (p.beta != 0.0f) o[c] += p.beta * olds[c];
+      if (bias) o[c] += bias[c];
+      if (p.relu && o[c] < 0.0f) o[c] = 0.0f;
+    }
+    *reinterpret_cast<float4*>(out) = make_float4(o[0], o[1], o[2], o[3]);
+    return;
+  }
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    if (c >= cnt) break;
+    float o = p.alpha * v[c];
+    if (p.beta != 0.0f) o += p.beta * out[c];
+    if (bias) o += bias[c];
+    if (p.relu && o < 0.0f) o = 0.0f;
+    out[c] = o;
+  }
+}
+
+// Row slice out[0, cnt) of a partial slab := v (raw sums); float4 when whole and aligned.
+__device__ __forceinline__ void write_partial4(float* out, const float (&v)[4], int cnt, bool vec) {
+  if (cnt == 4 && vec) {
+    *reinterpret_cast<float4*>(out) = make_float4(v[0], v[1], v[2], v[3]);
+    return;
+  }
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    if (c >= cnt) break;
+    out[c] = v[c];
+  }
+}
+
+// One block, one tile: C rows [m0, m0 + BM) x columns [n0, n0 + BN) of item z = split * batch
+// + b, with tile column blockIdx.x, tile row p.tile_m0 + blockIdx.y, z = p.z0 + blockIdx.z
+// (the host launches in chunks past the grid limits). No loop around the tile: values the
+// epilogue needs are re-derived from blockIdx after the main loop instead of held in
+// registers through it (the 8 x 8 tile has none to spare under two blocks an SM).
+// COPY_A is row16/row4 when trans_a, else kcol4; COPY_B is kcol4 when trans_b, else
+// row16/row4 (the host picks).
+template <class Cfg, CopyMode COPY_A, CopyMode COPY_B>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) sgemm_cp_async_kernel(const CpParams p) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
+  constexpr int SA = Cfg::SA, SB = Cfg::SB, kStages = Cfg::kStages;
+  constexpr int kRowGroup = Cfg::kLanesM * 4, kColGroup = Cfg::kLanesN * 4;  // 16, 32
+  using LoaderA = CpLoader<BK, BM, Cfg::kThreads, COPY_A>;
+  using LoaderB = CpLoader<BK, BN, Cfg::kThreads, COPY_B>;
+  // kStages x [As (BK, SA) | Bs (BK, SB)]: op(A)[m0 + m, k0 + k] at As[k][m], op(B)[k0 + k, n0 + n] at Bs[k][n].
+  __shared__ __align__(16) float smem[kStages * Cfg::kStageFloats];
+
+  const int tid = static_cast<int>(threadIdx.x);
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+  {  // main loop: acc := the sum over this range's depths
+    const int64_t z = p.z0 + blockIdx.z, b = z % p.batch;
+    const int64_t m0 = (p.tile_m0 + blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+    const int64_t k0 = z / p.batch * p.k_per_split;  // this range: depths [k0, k0 + k_len)
+    const int64_t k_rest = p.K - k0 < p.k_per_split ? p.K - k0 : p.k_per_split;
+    const int k_len = static_cast<int>(k_rest > 0 ? k_rest : 0);  // k_per_split < 2^31 (host)
+    const int slices = (k_len + BK - 1) / BK;
+    // A: (M, K) or (K, M), row stride lda; B: (K, N) or (N, K), row stride ldb.
+    LoaderA load_a(p.A + b * p.stride_a, p.lda, m0, clamp_left(p.M - m0, BM), k0, tid);
+    LoaderB load_b(p.B + b * p.stride_b, p.ldb, n0, clamp_left(p.N - n0, BN), k0, tid);
+    const int warp = tid / 32, lane = tid % 32;
+    // This thread's fragments: tile rows row_t + 16 g + 0..3, columns col_t + 32 h + 0..3.
+    const int row_t = (warp % Cfg::kWarpsM) * Cfg::WTM + (lane / Cfg::kLanesN) * 4;
+    const int col_t = (warp / Cfg::kWarpsM) * Cfg::WTN + (lane % Cfg::kLanesN) * 4;
+    auto issue = [&](int slice) {  // queue slice `slice` into its stage
+      float* stage = smem + (slice % kStages) * Cfg::kStageFloats;
+      const int k_left = clamp_left(k_len - slice * BK, BK);
+      load_a.load(stage, p.A, p.lda, k_left);
+      load_b.load(stage + BK * SA, p.B, p.ldb, k_left);
+    };
+    // Pipeline: slices 0 .. kStages - 2 in flight before the loop; iteration kt waits for
+    // slice kt (its group, the oldest still pending), barriers (slice kt visible to all;
+    // every thread done with slice kt - 1, whose stage the next copies overwrite), queues
+    // slice kt + kStages - 1 and computes slice kt. Every thread commits one group an
+    // iteration (empty at the end), so "kStages - 2 newest pending" always means "slice kt
+    // landed".
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < slices) issue(s);
+      cp_async_commit();
+    }
+    for (int kt = 0; kt < slices; ++kt) {
+      cp_async_wait<kStages - 2>();
+      __syncthreads();
+      if (kt + kStages - 1 < slices) issue(kt + kStages - 1);
+      cp_async_commit();
+      const float* As = smem + (kt % kStages) * Cfg::kStageFloats;  // (BK, SA)
+      const float* Bs = As + BK * SA;                                // (BK, SB)
+#pragma unroll
+      for (int k = 0; k < BK; ++k) {
+        float a[TM], bv[TN];
+#pragma unroll
+        for (int g = 0; g < TM / 4; ++g) {
+          const float4 v = *reinterpret_cast<const float4*>(As + k * SA + row_t + g * kRowGroup);
+          a[4 * g] = v.x, a[4 * g + 1] = v.y, a[4 * g + 2] = v.z, a[4 * g + 3] = v.w;
+        }
+#pragma unroll
+        for (int h = 0; h < TN / 4; ++h) {
+          const float4 v = *reinterpret_cast<const float4*>(Bs + k * SB + col_t + h * kColGroup);
+          bv[4 * h] = v.x, bv[4 * h + 1] = v.y, bv[4 * h + 2] = v.z, bv[4 * h + 3] = v.w;
+        }
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+          for (int j = 0; j < TN; ++j) acc[i][j] = __fmaf_rn(a[i], bv[j], acc[i][j]);
+      }
+    }
+  }
+
+  // Epilogue: the final C (alpha, beta, bias, ReLU) or this range's raw sums.
+  const int64_t z = p.z0 + blockIdx.z, b = z % p.batch;
+  const int64_t m0 = (p.tile_m0 + blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  const int m_left = clamp_left(p.M - m0, BM), n_left = clamp_left(p.N - n0, BN);
+  const int warp = tid / 32, lane = tid % 32;
+  const int row_t = (warp % Cfg::kWarpsM) * Cfg::WTM + (lane / Cfg::kLanesN) * 4;
+  const int col_t = (warp / Cfg::kWarpsM) * Cfg::WTN + (lane % Cfg::kLanesN) * 4;
+  const bool vec_partial = p.N % 4 == 0;  // slab rows 16-byte aligned (scratch is 256-byte aligned)
+#pragma unroll
+  for (int g = 0; g < TM / 4; ++g)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int mi = row_t + g * kRowGroup + r;
+      if (mi >= m_left) continue;
+#pragma unroll
+      for (int h = 0; h < TN / 4; ++h) {
+        const int ni = col_t + h * kColGroup;
+        if (ni >= n_left) continue;
+        const float v[4] = {acc[4 * g + r][4 * h], acc[4 * g + r][4 * h + 1], acc[4 * g + r][4 * h + 2],
+                            acc[4 * g + r][4 * h + 3]};
+        const int cnt = min(4, n_left - ni);
+        if (p.partial) {
+          float* out = p.partial + (z * p.M + m0 + mi) * p.N + n0 + ni;  // slab z, (M, N)
+          write_partial4(out, v, cnt, vec_partial);
+        } else {
+          float* out = p.C + b * p.stride_c + (m0 + mi) * p.ldc + n0 + ni;
+          write_c4(p, out, p.bias ? p.bias + n0 + ni : nullptr, v, cnt);
+        }
+      }
+    }
+}
+
+// C[b] := alpha * sum_s partial[s * batch + b] + beta * C[b] (+ bias, ReLU), the slabs
+// added in range order s = 0, 1, ..., splits - 1. One thread an output (grid-stride);
+// consecutive threads read consecutive slab elements and write consecutive C elements.
+__global__ void __launch_bounds__(256) sgemm_splitk_reduce_kernel(const CpParams p) {
+  const int64_t mn = p.M * p.N, slab = p.batch * mn;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < slab;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = p.partial[idx];
+    for (int64_t s = 1; s < p.splits; ++s) sum += p.partial[s * slab + idx];
+    const int64_t b = idx / mn, m = (idx - b * mn) / p.N, n = idx - b * mn - m * p.N;
+    float* out = p.C + b * p.stride_c + m * p.ldc + n;
+    float o = p.alpha * sum;
+    if (p.beta != 0.0f) o += p.beta * *out;
+    if (p.bias) o += p.bias[n];
+    if (p.relu && o < 0.0f) o = 0.0f;
+    *out = o;
+  }
+}
+
+// ---- plans: split counts and the selection rule (plain C++) -------------------------------
+
+// Variant codes (gemm.h's table).
+constexpr int kStaged64 = 64, kStaged128 = 128, kCp128x128 = 1, kCp128x256 = 2, kCp64x64 = 3;
+
+// The cp.async kernels' block tiles, by code.
+struct CpShape {
+  int tile, BM, BN, BK;
+};
+constexpr CpShape kCpShapes[] = {{kCp128x128, 128, 128, 16}, {kCp128x256, 128, 256, 8}, {kCp64x64, 64, 64, 16}};
+
+const CpShape* cp_shape(int tile) {
+  for (const CpShape& s : kCpShapes)
+    if (s.tile == tile) return &s;
+  return nullptr;
+}
+
+int64_t tiles_of(const CpShape& s, int64_t M, int64_t N, int64_t batch) {
+  return (M + s.BM - 1) / s.BM * ((N + s.BN - 1) / s.BN) * batch;
+}
+
+// How a cp.async kernel runs one problem.
+struct CpPlan {
+  int64_t splits;       // K ranges, none empty (1: no split-K)
+  int64_t k_per_split;  // depths a range, whole BK-slices (>= K when splits == 1)
+};
+
+// At most `want` ranges of ceil(slices / want) slices each (the last may be shorter).
+CpPlan split_plan(int64_t K, int BK, int64_t want) {
+  const int64_t slices = (K + BK - 1) / BK;
+  if (want <= 1 || slices <= 1) return {1, std::max<int64_t>(K, 1)};
+  const int64_t per = (slices + want - 1) / want;
+  return {(slices + per - 1) / per, per * BK};
+}
+
+// split_plan for a launch: the kernel counts a range's depths in an int, so ranges hold at
+// most 2^30 depths whatever `want` says.
+CpPlan cp_plan(int64_t K, int BK, int64_t want) {
+  return split_plan(K, BK, std::max<int64_t>(want, (K + (int64_t{1} << 30) - 1) >> 30));
+}
+
+// Split-K constants of the rule (to be tuned from bench/bench_cuda_gemm.py --variant):
+constexpr int64_t kSplitBlocksPerSm = 2;    // aim for this many blocks an SM (latency hiding)
+constexpr int64_t kMinSlicesPerSplit = 8;   // >= 8 slices (128 depths at BK 16) a range, so a
+                                            // range's 2 x 4 bytes of slab traffic an output stay
+                                            // small against its >= 128 FMAs an output
+constexpr int64_t kMaxAutoSplits = 16;      // bounds the scratch (<= 16 slabs of M x N)
+constexpr int64_t kMaxSplits = 64;          // what gemm_with_tile accepts when forced
+
+// The rule's split count for a kernel: 1 when its tiles fill the SMs, else enough ranges for
+// kSplitBlocksPerSm blocks an SM, at most kMaxAutoSplits, each of >= kMinSlicesPerSplit slices.
+int64_t auto_splits(const CpShape& s, int64_t M, int64_t N, int64_t K, int64_t batch, int sms) {
+  const int64_t tiles = tiles_of(s, M, N, batch);
+  if (tiles >= sms) return 1;
+  const int64_t slices = (K + s.BK - 1) / s.BK;
+  const int64_t fill = kSplitBlocksPerSm * sms / tiles;
+  return std::max<int64_t>(1, std::min({fill, kMaxAutoSplits, slices / kMinSlicesPerSplit}));
+}
+
+struct Choice {
+  int tile;
+  int64_t splits;
+};
+
+// THE RULE (comment at gemm_with_tile, the dispatch) as code.
+Choice choose_cp_async(int64_t M, int64_t N, int64_t K, int64_t batch, int sms) {
+  for (int tile : {kCp128x256, kCp128x128, kCp64x64})
+    if (tiles_of(*cp_shape(tile), M, N, batch) >= sms) return {tile, 1};
+  return {kCp64x64, auto_splits(*cp_shape(kCp64x64), M, N, K, batch, sms)};
+}
+
+// ---- host: validation, launches, dispatch ---------------------------------------------------
+
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("gemm: " + msg); }
 
 std::string str(int64_t v) { return std::to_string(v); }
@@ -254,7 +700,8 @@ void validate(const GemmDesc& d) {
   if (d.bias) check_ptr("bias", d.bias);
 }
 
-// Grid-dimension limits: x up to 2^31 - 1, y and z up to 65535 (the kernel loops over the rest).
+// Grid-dimension limits: x up to 2^31 - 1, y and z up to 65535 (the staged kernels loop over
+// the rest; the cp.async ones take several launches).
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridYZ = 65535;
 
 template <class T, class TileT>
@@ -306,24 +753,235 @@ int auto_tile(const GemmDesc& d) {
   return tiles >= sms ? 128 : 64;
 }
 
+// SM count of a device, read once (cudaGetDeviceProperties takes milliseconds).
+int sm_count(int device) {
+  static std::mutex mutex;
+  static std::vector<int> counts;  // 0 = not read yet
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device >= static_cast<int>(counts.size())) counts.resize(device + 1, 0);
+  if (counts[device] == 0) {
+    cudaDeviceProp prop;
+    check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    counts[device] = std::max(prop.multiProcessorCount, 1);
+  }
+  return counts[device];
+}
+
+// Whether every row of an operand starts 16-byte aligned (row16 copies): the pointer, the
+// row stride and (with several items) the batch stride.
+bool aligned16(const void* ptr, int64_t ld, int64_t stride, int64_t batch) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && ld % 4 == 0 && (batch == 1 || stride % 4 == 0);
+}
+
+using CpKernel = void (*)(CpParams);
+
+template <class Cfg, CopyMode COPY_A>
+CpKernel cp_kernel_b(CopyMode copy_b) {
+  switch (copy_b) {
+    case CopyMode::row16: return sgemm_cp_async_kernel<Cfg, COPY_A, CopyMode::row16>;
+    case CopyMode::row4: return sgemm_cp_async_kernel<Cfg, COPY_A, CopyMode::row4>;
+    default: return sgemm_cp_async_kernel<Cfg, COPY_A, CopyMode::kcol4>;
+  }
+}
+
+template <class Cfg>
+CpKernel cp_kernel(CopyMode copy_a, CopyMode copy_b) {
+  switch (copy_a) {
+    case CopyMode::row16: return cp_kernel_b<Cfg, CopyMode::row16>(copy_b);
+    case CopyMode::row4: return cp_kernel_b<Cfg, CopyMode::row4>(copy_b);
+    default: return cp_kernel_b<Cfg, CopyMode::kcol4>(copy_b);
+  }
+}
+
+const char* copy_name(CopyMode m) { return m == CopyMode::row16 ? "row16" : m == CopyMode::row4 ? "row4" : "kcol4"; }
+
+// Split-K scratch from the caching allocator, returned when the launches are queued (the
+// stream orders its reuse after them) or when a launch check throws.
+struct Scratch {
+  float* ptr = nullptr;
+  int device = 0;
+  ~Scratch() {
+    if (ptr) release(ptr, device);
+  }
+};
+
+// Queues a cp.async kernel with `want` K ranges (1: none), then the split-K reduction.
+template <class Cfg>
+void launch_cp_async(const GemmDesc& d, int64_t want) {
+  const CpPlan plan = cp_plan(d.K, Cfg::BK, want);
+  CpParams p;
+  p.M = d.M;
+  p.N = d.N;
+  p.K = d.K;
+  p.alpha = static_cast<float>(d.alpha);
+  p.beta = static_cast<float>(d.beta);
+  p.A = static_cast<const float*>(d.A);
+  p.lda = d.lda;
+  p.stride_a = d.stride_a;
+  p.B = static_cast<const float*>(d.B);
+  p.ldb = d.ldb;
+  p.stride_b = d.stride_b;
+  p.C = static_cast<float*>(d.C);
+  p.ldc = d.ldc;
+  p.stride_c = d.stride_c;
+  p.batch = d.batch;
+  p.bias = static_cast<const float*>(d.bias);
+  p.relu = d.relu;
+  p.vec_c = aligned16(d.C, d.ldc, d.stride_c, d.batch);
+  p.splits = plan.splits;
+  p.k_per_split = plan.k_per_split;
+  p.partial = nullptr;
+  p.tile_m0 = p.z0 = 0;
+
+  Scratch scratch;
+  if (plan.splits > 1) {
+    scratch.device = current_device();
+    const size_t floats = static_cast<size_t>(plan.splits) * static_cast<size_t>(d.batch) *
+                          static_cast<size_t>(d.M) * static_cast<size_t>(d.N);
+    scratch.ptr = static_cast<float*>(allocate(floats * sizeof(float), scratch.device));
+    p.partial = scratch.ptr;  // (splits, batch, M, N)
+  }
+
+  // K-contiguous operands (A not transposed, B transposed) are copied transposing (kcol4).
+  const CopyMode copy_a = !d.trans_a ? CopyMode::kcol4
+                          : aligned16(d.A, d.lda, d.stride_a, d.batch) ? CopyMode::row16 : CopyMode::row4;
+  const CopyMode copy_b = d.trans_b ? CopyMode::kcol4
+                          : aligned16(d.B, d.ldb, d.stride_b, d.batch) ? CopyMode::row16 : CopyMode::row4;
+  const int64_t tiles_m = (d.M + Cfg::BM - 1) / Cfg::BM;
+  const int64_t tiles_n = (d.N + Cfg::BN - 1) / Cfg::BN;
+  const int64_t items = d.batch * plan.splits;
+  if (tiles_n > kMaxGridX) bad("N = " + str(d.N) + " needs more column tiles than a grid holds");
+  const CpKernel kernel = cp_kernel<Cfg>(copy_a, copy_b);
+  const std::string name = "sgemm_cp_async_" + str(Cfg::BM) + "x" + str(Cfg::BN) + "x" + str(Cfg::BK) +
+                           "_cuda (copy A " + copy_name(copy_a) + ", copy B " + copy_name(copy_b) +
+                           ", splits = " + str(plan.splits) + ")";
+  // One block a tile: grid y (tile rows) and z (items) hold 65535 each, so larger problems
+  // take several launches (one in practice: 8M rows, 65535 items).
+  for (p.tile_m0 = 0; p.tile_m0 < tiles_m; p.tile_m0 += kMaxGridYZ)
+    for (p.z0 = 0; p.z0 < items; p.z0 += kMaxGridYZ) {
+      const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(std::min(tiles_m - p.tile_m0, kMaxGridYZ)),
+                      static_cast<unsigned>(std::min(items - p.z0, kMaxGridYZ)));
+      kernel<<<grid, Cfg::kThreads, 0, current_stream()>>>(p);
+      check_launch(name.c_str());
+    }
+  if (plan.splits > 1) {
+    const int64_t outputs = d.batch * d.M * d.N;
+    sgemm_splitk_reduce_kernel<<<grid_for(outputs, 256), 256, 0, current_stream()>>>(p);
+    check_launch("sgemm_splitk_reduce_cuda");
+  }
+}
+
 }  // namespace
 
-void gemm_with_tile(const GemmDesc& d, int tile) {
+const std::vector<GemmVariant>& gemm_variants() {
+  static const std::vector<GemmVariant> variants = {
+      {kStaged64, "staged_64x64x16", true, false},      {kStaged128, "staged_128x128x8", false, false},
+      {kCp128x128, "cp_async_128x128x16", false, true}, {kCp128x256, "cp_async_128x256x8", false, true},
+      {kCp64x64, "cp_async_64x64x16", false, true},
+  };
+  return variants;
+}
+
+// Dispatch. float64 always runs staged_64x64x16. float32 runs the verified register-staged
+// kernels (auto_tile: staged_128x128x8 when its tiles fill the SMs, else staged_64x64x16)
+// until kCpAsyncVerified is true (or DLCORE_GEMM_CP_ASYNC=1, below); then it runs THE RULE
+// (choose_cp_async):
+//
+// S = the SM count (read once a device), tiles(BM x BN) = ceil(M / BM) ceil(N / BN) batch:
+//   1. tiles(128 x 256) >= S: cp_async_128x256x8. A full wave at one block an SM, and the
+//      8 x 16 thread tile reads half the shared memory a FMA of the 8 x 8 one.
+//   2. tiles(128 x 128) >= S: cp_async_128x128x16 (two blocks an SM).
+//   3. tiles(64 x 64) >= S: cp_async_64x64x16 (three blocks an SM; a quarter of the 128-tile's
+//      wasted edge work on thin shapes).
+//   4. otherwise the grid cannot fill the SMs: cp_async_64x64x16 with split-K, auto_splits
+//      ranges (64x4096x1024 -> 4 on 132 SMs, 4096x64x576 -> 4, 256x120x400 -> 3); K too
+//      short to split (< 2 x 8 slices) runs unsplit.
+// The thresholds are first guesses from the tile arithmetic; the GPU session sets them from
+// bench/bench_cuda_gemm.py --variant (every kernel and split count timed per shape).
+//
+// kCpAsyncVerified: flip to true only after, on the GPU the numbers are for,
+//   python3 -m pytest tests/cuda/test_cuda_gemm.py        every cp.async kernel forced: all pass
+//   python3 bench/bench_cuda_gemm.py --variant            the timings that set the rule above
+//   DLCORE_GEMM_CP_ASYNC=1 python3 bench/bench_cuda_gemm.py   the goals table under the rule
+//   DLCORE_GEMM_CP_ASYNC=1 python3 -m pytest tests          every caller (matmul, conv, rnn) under it
+// have passed, and compute-sanitizer memcheck and racecheck are clean over the forced kernels.
+constexpr bool kCpAsyncVerified = false;
+
+namespace {
+
+// DLCORE_GEMM_CP_ASYNC=1 in the environment turns the rule on while kCpAsyncVerified is false
+// (read once), so that GPU session can time and test it without rebuilding.
+bool cp_async_rule_on() {
+  static const bool on = [] {
+    const char* v = std::getenv("DLCORE_GEMM_CP_ASYNC");
+    return kCpAsyncVerified || (v && std::string(v) == "1");
+  }();
+  return on;
+}
+
+// The kernel and split count gemm_with_tile(d, tile, splits) runs (arguments already checked;
+// splits: K ranges asked for, before split_plan drops empty ones; 1 for staged kernels).
+Choice resolve(const GemmDesc& d, int tile, int64_t splits) {
+  if (tile == 0) {
+    if (d.dtype == DType::f64 || !cp_async_rule_on()) return {auto_tile(d), 1};
+    return choose_cp_async(d.M, d.N, d.K, d.batch, sm_count(current_device()));
+  }
+  if (!cp_shape(tile)) return {tile, 1};
+  if (splits == 0) return {tile, auto_splits(*cp_shape(tile), d.M, d.N, d.K, d.batch, sm_count(current_device()))};
+  return {tile, splits};
+}
+
+}  // namespace
+
+void gemm_with_tile(const GemmDesc& d, int tile, int splits) {
   validate(d);
-  if (tile != 0 && tile != 64 && !(tile == 128 && d.dtype == DType::f32))
-    bad("tile = " + str(tile) + " is not one of 0 (auto), 64" + (d.dtype == DType::f32 ? ", 128" : "") +
-        " for " + dtype_name(d.dtype));
+  const bool f64 = d.dtype == DType::f64;
+  const GemmVariant* variant = nullptr;
+  for (const GemmVariant& v : gemm_variants())
+    if (v.tile == tile && (v.float64 || !f64)) variant = &v;
+  if (tile != 0 && !variant) {
+    std::string codes = "0 (auto)";
+    for (const GemmVariant& v : gemm_variants())
+      if (v.float64 || !f64) codes += ", " + str(v.tile) + " (" + v.name + ")";
+    bad("tile = " + str(tile) + " is not one of " + codes + " for " + dtype_name(d.dtype));
+  }
+  if (splits < 0 || splits > kMaxSplits)
+    bad("splits = " + str(splits) + " must be in [0, " + str(kMaxSplits) + "] (0 = the rule's count)");
+  if (splits > 1 && !(variant && variant->split_k))
+    bad("splits = " + str(splits) + " needs a split-K kernel forced (a cp_async tile), got tile = " + str(tile));
   if (d.M == 0 || d.N == 0 || d.batch == 0) return;
-  if (tile == 0) tile = auto_tile(d);
-  if (d.dtype == DType::f64) {
-    launch<double, Tile64>(d);
-  } else if (tile == 128) {
-    launch<float, Tile128>(d);
-  } else {
-    launch<float, Tile64>(d);
+
+  const Choice c = resolve(d, tile, splits);
+  switch (c.tile) {
+    case kCp128x128: launch_cp_async<Cp128x128x16>(d, c.splits); break;
+    case kCp128x256: launch_cp_async<Cp128x256x8>(d, c.splits); break;
+    case kCp64x64: launch_cp_async<Cp64x64x16>(d, c.splits); break;
+    case kStaged128: launch<float, Tile128>(d); break;
+    default:
+      if (f64)
+        launch<double, Tile64>(d);
+      else
+        launch<float, Tile64>(d);
   }
 }
 
 void gemm(const GemmDesc& d) { gemm_with_tile(d, 0); }
+
+GemmChoice gemm_choice(DType dtype, int64_t M, int64_t N, int64_t K, int64_t batch) {
+  if (dtype != DType::f32 && dtype != DType::f64)
+    bad(std::string("dtype must be float32 or float64, got ") + dtype_name(dtype));
+  if (M < 0 || N < 0 || K < 0 || batch < 0)
+    bad("M, N, K and batch must be >= 0, got M = " + str(M) + ", N = " + str(N) + ", K = " + str(K) +
+        ", batch = " + str(batch));
+  GemmDesc d{};
+  d.dtype = dtype;
+  d.M = M;
+  d.N = N;
+  d.K = K;
+  d.batch = batch;
+  const Choice c = resolve(d, 0, 0);
+  const CpShape* shape = cp_shape(c.tile);
+  return {c.tile, shape ? cp_plan(K, shape->BK, c.splits).splits : 1};
+}
 
 }  // namespace dlcore::cuda

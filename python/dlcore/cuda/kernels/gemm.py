@@ -7,11 +7,13 @@ other's); op(X) is X, or X^T with trans_x. Each matrix is read in place when its
 unit element stride and a row stride >= their length (a transposed view is read as its base
 with the trans flag flipped); any other layout is first copied to a contiguous array.
 C, when given, is a C-contiguous CudaArray of the result's shape and dtype not overlapping
-A or B; beta == 0 overwrites it without reading it. Kernel: csrc/cuda/gemm.cu.
+A or B; beta == 0 overwrites it without reading it. Kernels: csrc/cuda/gemm.cu; variants()
+lists them (gemm_with_tile forces one, for tests and benchmarks).
 """
 import numpy as np
 
 from dlcore import _C
+from dlcore.precision import math_mode
 from dlcore.cuda.array import DTYPE_CODE, CudaArray, contiguous, empty
 
 _OP = "gemm"
@@ -113,9 +115,36 @@ def _bias(bias, A, N):
     return contiguous(bias)
 
 
-def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False):
-    """gemm with the kernel's block tile forced: 0 lets it choose, 64, or 128 (float32 only).
-    For tests that must reach every kernel; everything else calls gemm."""
+def variants():
+    """The gemm kernels, {name: (tile, float64, split_k)}: tile is the code gemm_with_tile
+    takes (the name works too), float64 whether the kernel runs float64 (all run float32),
+    split_k whether it takes splits > 1. The one list tests and benchmarks iterate."""
+    return {name: (tile, f64, split_k) for tile, name, f64, split_k in _C.cuda.gemm_variants()}
+
+
+def choice(M, N, K, batch=1, dtype=np.float32, device=0):
+    """(kernel name, K ranges) gemm runs for op(A) (M, K) @ op(B) (K, N) x batch of `dtype` on
+    `device`: its selection rule (csrc/cuda/gemm.cu, gemm_with_tile) made visible."""
+    _, name, splits = _C.cuda.gemm_choice(DTYPE_CODE[np.dtype(dtype)], int(M), int(N), int(K), int(batch),
+                                          int(device))
+    return name, splits
+
+
+def _tile_code(tile):
+    if isinstance(tile, str):
+        table = variants()
+        if tile not in table:
+            raise ValueError(f"{_OP}: unknown kernel {tile!r}; the kernels are {sorted(table)}")
+        return table[tile][0]
+    return int(tile)
+
+
+def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False,
+                   splits=0):
+    """gemm with the kernel forced: tile 0 lets it choose, else a kernel's name or code from
+    variants(); splits (cp_async kernels) 0 = the rule's split-K count, 1 = none, s = s K
+    ranges. For tests and benchmarks that must reach every kernel; everything else calls gemm."""
+    code = _tile_code(tile)
     _check_array("A", A)
     _check_array("B", B)
     if A.dtype not in _FLOATS:
@@ -155,11 +184,17 @@ def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, 
                  a.ptr, lda, stride_a,
                  b.ptr, ldb, stride_b,
                  C.ptr, N, M * N, batch,
-                 0 if bias_c is None else bias_c.ptr, bool(relu), A.device, int(tile))
+                 0 if bias_c is None else bias_c.ptr, bool(relu), A.device, code, int(splits))
     return C
 
 
 def gemm(A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False):
     """C := alpha * op(A) @ op(B) + beta * C for 2-D or batched 3-D float CudaArrays, then the
-    fused epilogue C += bias (N,) per column and C = max(C, 0) if relu; returns C."""
+    fused epilogue C += bias (N,) per column and C = max(C, 0) if relu; returns C. float32
+    products run on the tensor cores (gemm_tc) when dlcore.set_matmul_precision chose "high"
+    (TF32) or "medium" (BF16); in FP32 otherwise."""
+    if math_mode() is not None and np.dtype(A.dtype) == np.float32:
+        from dlcore.cuda.kernels.gemm_tc import gemm_tc  # (gemm_tc imports this module's helpers)
+
+        return gemm_tc(A, B, C, trans_a, trans_b, alpha, beta, bias, relu)
     return gemm_with_tile(0, A, B, C, trans_a, trans_b, alpha, beta, bias, relu)
