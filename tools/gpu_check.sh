@@ -65,6 +65,6 @@ stage char_lstm 150 6 python3 -m dlcore.examples.char_lstm --device cuda --data 
   --max-steps 100 --sample 80 --out "$run_dir/char_lstm" --no-progress
 stage sanitize 180 8 bash -c "compute-sanitizer --tool memcheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py \
   && compute-sanitizer --tool racecheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py"
-stage bench 60 12 python3 bench/bench_cuda.py
+stage bench 240 40 bash -c "python3 bench/bench_cuda.py && python3 bench/bench_cuda_gemm.py"
 echo "== summary"
 cat "$summary"

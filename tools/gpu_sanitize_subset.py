@@ -43,6 +43,17 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+    x, u = dlcore.randn(37, 19, device=dev), dlcore.randn(19, 37, device=dev)  # op(A): x, or u.T as a view
+    v, w = dlcore.randn(19, 23, device=dev), dlcore.randn(23, 19, device=dev)  # op(B): v, or w.T as a view
+    for precision in ("high", "medium"):  # the tensor-core GEMMs (TF32, BF16): odd shapes, all transposes
+        dlcore.set_matmul_precision(precision)
+        try:
+            for left in (x, u.T):
+                for right in (v, w.T):
+                    left @ right
+            (a @ b).sum().backward()
+        finally:
+            dlcore.set_matmul_precision("highest")
     dlcore.cuda.synchronize()
     host = model[0].weight.detach().cpu().numpy()
     assert np.isfinite(host).all(), "non-finite weights after the optimizer steps"

@@ -15,6 +15,7 @@ from dlcore.ops import (abs, add, argmax, avg_pool2d, cat, chunk, clamp, conv2d,
                         matmul, max, max_pool2d, mean, mse_loss, mul, ne, neg, nll_loss, permute, pow, relu,
                         reshape, sigmoid, softmax, split, sqrt, squeeze, stack, sub, sum, tanh, transpose,
                         unsqueeze, where)
+from dlcore.precision import get_matmul_precision, set_matmul_precision  # noqa: E402
 from dlcore.random import manual_seed  # noqa: E402
 from dlcore.tensor import Tensor  # noqa: E402
 from dlcore.threads import get_num_threads, set_num_threads  # noqa: E402

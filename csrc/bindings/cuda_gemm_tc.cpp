@@ -1,0 +1,94 @@
+// _C.cuda bindings for the tensor-core gemm (csrc/cuda/gemm_tc.h); registers nothing without CUDA.
+//
+// _C.cuda.gemm_tc(mode, trans_a, trans_b, M, N, K, alpha, beta, A, lda, stride_a, B, ldb,
+//                 stride_b, C, ldc, stride_c, batch, bias, relu, device, tile=0)
+// is _C.cuda.gemm (cuda_gemm.cpp) for float32 with mode "tf32" or "bf16" in place of the dtype:
+// pointers are device addresses as Python ints (bias 0 = none), sizes, leading dimensions and
+// batch strides in elements. It makes `device` current and queues the kernels on its stream.
+// _C.cuda.gemm_tc_supported(device) says whether the device has the tensor-core instructions
+// (sm_80+). The Python mirror is dlcore/cuda/kernels/gemm_tc.py; gemm_tc.h checks the numbers
+// again (std::invalid_argument -> ValueError).
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#ifdef DLCORE_WITH_CUDA
+#include <stdexcept>
+
+#include "cuda/gemm_tc.h"
+#include "cuda/runtime.h"
+#endif
+
+namespace py = pybind11;
+
+namespace dlcore::bind {
+
+#ifdef DLCORE_WITH_CUDA
+namespace {
+
+cuda::MathMode mode_arg(const std::string& mode) {
+  if (mode == "tf32") return cuda::MathMode::tf32;
+  if (mode == "bf16") return cuda::MathMode::bf16;
+  throw std::invalid_argument("gemm_tc: mode must be \"tf32\" or \"bf16\", got \"" + mode + "\"");
+}
+
+void gemm_tc(const std::string& mode, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+             double beta, uintptr_t A, int64_t lda, int64_t stride_a, uintptr_t B, int64_t ldb, int64_t stride_b,
+             uintptr_t C, int64_t ldc, int64_t stride_c, int64_t batch, uintptr_t bias, bool relu, int device,
+             int tile) {
+  const cuda::MathMode math = mode_arg(mode);
+  cuda::GemmDesc d;
+  d.dtype = cuda::DType::f32;
+  d.trans_a = trans_a;
+  d.trans_b = trans_b;
+  d.M = M;
+  d.N = N;
+  d.K = K;
+  d.alpha = alpha;
+  d.beta = beta;
+  d.A = reinterpret_cast<const void*>(A);  // (batch | 1, M, K) or (.., K, M) when trans_a
+  d.lda = lda;
+  d.stride_a = stride_a;
+  d.B = reinterpret_cast<const void*>(B);  // (batch | 1, K, N) or (.., N, K) when trans_b
+  d.ldb = ldb;
+  d.stride_b = stride_b;
+  d.C = reinterpret_cast<void*>(C);  // (batch, M, N), row stride ldc
+  d.ldc = ldc;
+  d.stride_c = stride_c;
+  d.batch = batch;
+  d.bias = reinterpret_cast<const void*>(bias);  // (N,) or nullptr
+  d.relu = relu;
+  cuda::check_device(device, "gemm_tc");
+  cuda::set_device(device);
+  cuda::gemm_tc_with_tile(d, math, tile);
+}
+
+bool gemm_tc_supported(int device) {
+  cuda::check_device(device, "gemm_tc_supported");
+  return cuda::gemm_tc_supported(device);
+}
+
+}  // namespace
+#endif
+
+void bind_cuda_gemm_tc(py::module_& cuda) {
+#ifdef DLCORE_WITH_CUDA
+  cuda.def("gemm_tc", &gemm_tc, py::arg("mode"), py::arg("trans_a"), py::arg("trans_b"), py::arg("M"), py::arg("N"),
+           py::arg("K"), py::arg("alpha"), py::arg("beta"), py::arg("A"), py::arg("lda"), py::arg("stride_a"),
+           py::arg("B"), py::arg("ldb"), py::arg("stride_b"), py::arg("C"), py::arg("ldc"), py::arg("stride_c"),
+           py::arg("batch"), py::arg("bias"), py::arg("relu"), py::arg("device"), py::arg("tile") = 0,
+           py::call_guard<py::gil_scoped_release>(),
+           "float32 C[b] := alpha * op(A[b]) @ op(B[b]) + beta * C[b], then C += bias (N,) per column and "
+           "C = max(C, 0) if relu, for b < batch, with the products on the tensor cores: mode \"tf32\" or "
+           "\"bf16\" (inputs rounded to that format, FP32 sums). Device pointers, elements for ld and "
+           "strides, bias 0 = none; tile 0 picks the block tile, 64 or 128 forces one. Queued on the "
+           "device's stream.");
+  cuda.def("gemm_tc_supported", &gemm_tc_supported, py::arg("device"),
+           "Whether the device has the tensor-core instructions gemm_tc uses (compute capability >= 8.0).");
+#else
+  (void)cuda;
+#endif
+}
+
+}  // namespace dlcore::bind
