@@ -668,36 +668,7 @@ std::string str(int64_t v) { return std::to_string(v); }
 void validate(const GemmDesc& d) {
   if (d.dtype != DType::f32 && d.dtype != DType::f64)
     bad(std::string("dtype must be float32 or float64, got ") + dtype_name(d.dtype));
-  if (d.M < 0 || d.N < 0 || d.K < 0 || d.batch < 0)
-    bad("M, N, K and batch must be >= 0, got M = " + str(d.M) + ", N = " + str(d.N) + ", K = " + str(d.K) +
-        ", batch = " + str(d.batch));
-  const int64_t a_cols = d.trans_a ? d.M : d.K;  // A stored (M, K), or (K, M) when trans_a
-  const int64_t b_cols = d.trans_b ? d.K : d.N;  // B stored (K, N), or (N, K) when trans_b
-  auto check_ld = [](const char* name, int64_t ld, int64_t cols, const char* what) {
-    if (ld < std::max<int64_t>(cols, 1))
-      bad(std::string(name) + " = " + str(ld) + " must be >= max(1, " + what + ") = " +
-          str(std::max<int64_t>(cols, 1)));
-  };
-  check_ld("lda", d.lda, a_cols, d.trans_a ? "M (trans_a)" : "K");
-  check_ld("ldb", d.ldb, b_cols, d.trans_b ? "K (trans_b)" : "N");
-  check_ld("ldc", d.ldc, d.N, "N");
-  if (d.stride_a < 0 || d.stride_b < 0 || d.stride_c < 0)
-    bad("batch strides must be >= 0, got stride_a = " + str(d.stride_a) + ", stride_b = " + str(d.stride_b) +
-        ", stride_c = " + str(d.stride_c));
-  if (d.batch > 1 && d.stride_c == 0) bad("stride_c = 0 with batch = " + str(d.batch) + " (C items would overlap)");
-  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
-  const uintptr_t size = static_cast<uintptr_t>(dtype_size(d.dtype));
-  auto check_ptr = [&](const char* name, const void* ptr) {
-    if (!ptr) bad(std::string(name) + " is a null pointer");
-    if (reinterpret_cast<uintptr_t>(ptr) % size != 0)
-      bad(std::string(name) + " is not aligned to its " + str(static_cast<int64_t>(size)) + "-byte elements");
-  };
-  check_ptr("C", d.C);
-  if (d.K > 0) {
-    check_ptr("A", d.A);
-    check_ptr("B", d.B);
-  }
-  if (d.bias) check_ptr("bias", d.bias);
+  check_gemm_desc(d, "gemm");
 }
 
 // Grid-dimension limits: x up to 2^31 - 1, y and z up to 65535 (the staged kernels loop over
@@ -982,6 +953,41 @@ GemmChoice gemm_choice(DType dtype, int64_t M, int64_t N, int64_t K, int64_t bat
   const Choice c = resolve(d, 0, 0);
   const CpShape* shape = cp_shape(c.tile);
   return {c.tile, shape ? cp_plan(K, shape->BK, c.splits).splits : 1};
+}
+
+void check_gemm_desc(const GemmDesc& d, const char* op) {
+  auto fail = [op](const std::string& msg) { throw std::invalid_argument(std::string(op) + ": " + msg); };
+  auto str = [](int64_t v) { return std::to_string(v); };
+  if (d.M < 0 || d.N < 0 || d.K < 0 || d.batch < 0)
+    fail("M, N, K and batch must be >= 0, got M = " + str(d.M) + ", N = " + str(d.N) + ", K = " + str(d.K) +
+         ", batch = " + str(d.batch));
+  const int64_t a_cols = d.trans_a ? d.M : d.K;  // A stored (M, K), or (K, M) when trans_a
+  const int64_t b_cols = d.trans_b ? d.K : d.N;  // B stored (K, N), or (N, K) when trans_b
+  auto check_ld = [&](const char* name, int64_t ld, int64_t cols, const char* what) {
+    if (ld < std::max<int64_t>(cols, 1))
+      fail(std::string(name) + " = " + str(ld) + " must be >= max(1, " + what + ") = " +
+           str(std::max<int64_t>(cols, 1)));
+  };
+  check_ld("lda", d.lda, a_cols, d.trans_a ? "M (trans_a)" : "K");
+  check_ld("ldb", d.ldb, b_cols, d.trans_b ? "K (trans_b)" : "N");
+  check_ld("ldc", d.ldc, d.N, "N");
+  if (d.stride_a < 0 || d.stride_b < 0 || d.stride_c < 0)
+    fail("batch strides must be >= 0, got stride_a = " + str(d.stride_a) + ", stride_b = " + str(d.stride_b) +
+         ", stride_c = " + str(d.stride_c));
+  if (d.batch > 1 && d.stride_c == 0) fail("stride_c = 0 with batch = " + str(d.batch) + " (C items would overlap)");
+  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
+  const uintptr_t size = static_cast<uintptr_t>(dtype_size(d.dtype));
+  auto check_ptr = [&](const char* name, const void* ptr) {
+    if (!ptr) fail(std::string(name) + " is a null pointer");
+    if (reinterpret_cast<uintptr_t>(ptr) % size != 0)
+      fail(std::string(name) + " is not aligned to its " + str(static_cast<int64_t>(size)) + "-byte elements");
+  };
+  check_ptr("C", d.C);
+  if (d.K > 0) {
+    check_ptr("A", d.A);
+    check_ptr("B", d.B);
+  }
+  if (d.bias) check_ptr("bias", d.bias);
 }
 
 }  // namespace dlcore::cuda

@@ -39,6 +39,11 @@ struct GemmDesc {
 // scratch from allocate() (runtime.h), so it may throw OutOfMemory.
 void gemm(const GemmDesc& d);
 
+// Throws std::invalid_argument "<op>: ..." unless d's sizes, leading dimensions, batch strides
+// and pointers (non-null where read, aligned to the dtype) are consistent. The dtype itself is
+// each caller's to check. Shared by gemm and gemm_tc.
+void check_gemm_desc(const GemmDesc& d, const char* op);
+
 // The kernels gemm can run, each forceable by its code (the `tile` argument below). One list
 // drives dispatch, the binding (_C.cuda.gemm_variants), the tests and bench/bench_cuda_gemm.py.
 //   tile  name                 dtypes  algorithm (gemm.cu has the details)

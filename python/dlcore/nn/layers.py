@@ -8,7 +8,6 @@ import numpy as np
 from dlcore import creation, dtypes, ops
 from dlcore.nn import init
 from dlcore.nn.module import Module, Parameter
-from dlcore.tensor import Tensor
 
 
 def _empty(shape, dtype):

@@ -2,7 +2,7 @@
 log-softmax, nll_loss, mse_loss), dropout, embedding and the LSTM cell."""
 import numpy as np
 
-from dlcore import _C, dtypes, random
+from dlcore import dtypes, random
 from dlcore.autograd import Function
 from dlcore.ops import elementwise, linalg, reduce
 from dlcore.ops._util import SUM, broadcast_to, check_float, contig, is_cuda, lib, normalize_dim, scalar_like

@@ -10,6 +10,8 @@ C, when given, is a C-contiguous CudaArray of the result's shape and dtype not o
 A or B; beta == 0 overwrites it without reading it. Kernels: csrc/cuda/gemm.cu; variants()
 lists them (gemm_with_tile forces one, for tests and benchmarks).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from dlcore import _C
@@ -139,16 +141,29 @@ def _tile_code(tile):
     return int(tile)
 
 
-def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False,
-                   splits=0):
-    """gemm with the kernel forced: tile 0 lets it choose, else a kernel's name or code from
-    variants(); splits (cp_async kernels) 0 = the rule's split-K count, 1 = none, s = s K
-    ranges. For tests and benchmarks that must reach every kernel; everything else calls gemm."""
-    code = _tile_code(tile)
+class Operands(NamedTuple):
+    """A checked GEMM call: op flags, sizes, the operands as the kernel reads them, and C."""
+    ta: bool
+    tb: bool
+    M: int
+    N: int
+    K: int
+    batch: int
+    a: CudaArray  # (batch_a, M, K), or (batch_a, K, M) when ta
+    lda: int
+    stride_a: int
+    b: CudaArray  # (batch_b, K, N), or (batch_b, N, K) when tb
+    ldb: int
+    stride_b: int
+    C: CudaArray  # (M, N) or (batch, M, N), contiguous
+    bias: object  # (N,) CudaArray or None
+
+
+def operands(A, B, C, trans_a, trans_b, beta, bias):
+    """The shape, device and layout checks every GEMM entry shares (the dtype check is each
+    entry's own), and the output C allocated or checked: an Operands."""
     _check_array("A", A)
     _check_array("B", B)
-    if A.dtype not in _FLOATS:
-        raise TypeError(f"{_OP}: A must be float32 or float64, got {A.dtype}")
     if B.dtype != A.dtype:
         raise TypeError(f"{_OP}: B must have the dtype of A ({A.dtype}), got {B.dtype}")
     for name, x in (("A", A), ("B", B)):
@@ -174,18 +189,28 @@ def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, 
                          f"B has shape {tuple(B.shape)}")
     batch = max(batch_a, batch_b)
     out_shape = (batch, M, N) if A.ndim == 3 or B.ndim == 3 else (M, N)
-    alpha, beta = float(alpha), float(beta)
+    C = _output(C, A, B, out_shape, float(beta))
+    return Operands(ta, tb, M, N, K, batch, a, lda, stride_a, b, ldb, stride_b, C, _bias(bias, A, N))
 
-    C = _output(C, A, B, out_shape, beta)
-    bias_c = _bias(bias, A, N)  # (N,) or None
-    if M == 0 or N == 0 or batch == 0:
-        return C
-    _C.cuda.gemm(DTYPE_CODE[A.dtype], ta, tb, M, N, K, alpha, beta,
-                 a.ptr, lda, stride_a,
-                 b.ptr, ldb, stride_b,
-                 C.ptr, N, M * N, batch,
-                 0 if bias_c is None else bias_c.ptr, bool(relu), A.device, code, int(splits))
-    return C
+
+def gemm_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False,
+                   splits=0):
+    """gemm with the kernel forced: tile 0 lets it choose, else a kernel's name or code from
+    variants(); splits (cp_async kernels) 0 = the rule's split-K count, 1 = none, s = s K
+    ranges. For tests and benchmarks that must reach every kernel; everything else calls gemm."""
+    code = _tile_code(tile)
+    _check_array("A", A)
+    if A.dtype not in _FLOATS:
+        raise TypeError(f"{_OP}: A must be float32 or float64, got {A.dtype}")
+    o = operands(A, B, C, trans_a, trans_b, beta, bias)
+    if o.M == 0 or o.N == 0 or o.batch == 0:
+        return o.C
+    _C.cuda.gemm(DTYPE_CODE[A.dtype], o.ta, o.tb, o.M, o.N, o.K, float(alpha), float(beta),
+                 o.a.ptr, o.lda, o.stride_a,
+                 o.b.ptr, o.ldb, o.stride_b,
+                 o.C.ptr, o.N, o.M * o.N, o.batch,
+                 0 if o.bias is None else o.bias.ptr, bool(relu), A.device, code, int(splits))
+    return o.C
 
 
 def gemm(A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False):

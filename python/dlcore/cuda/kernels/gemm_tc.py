@@ -10,10 +10,9 @@ GEMMs to it.
 import numpy as np
 
 from dlcore import _C
-from dlcore.cuda.kernels.gemm import _bias, _check_array, _matrices, _output, _readable
+from dlcore.cuda.kernels.gemm import _check_array, operands
 from dlcore.precision import get_matmul_precision, math_mode
 
-_OP = "gemm"  # the helpers' messages name gemm: gemm_tc is what gemm runs under "high"/"medium"
 _MODES = ("tf32", "bf16")
 
 
@@ -42,46 +41,17 @@ def gemm_tc_with_tile(tile, A, B, C=None, trans_a=False, trans_b=False, alpha=1.
     must reach every kernel; everything else calls gemm_tc."""
     mode = _mode_arg(mode)
     _check_array("A", A)
-    _check_array("B", B)
     if A.dtype != np.float32:
         raise TypeError(f"gemm_tc: A must be float32 (tensor cores take FP32 tensors), got {A.dtype}")
-    if B.dtype != A.dtype:
-        raise TypeError(f"{_OP}: B must have the dtype of A ({A.dtype}), got {B.dtype}")
-    for name, x in (("A", A), ("B", B)):
-        if x.ndim not in (2, 3):
-            raise ValueError(f"{_OP}: {name} must be 2-D (rows, cols) or 3-D (batch, rows, cols), "
-                             f"got shape {tuple(x.shape)}")
-    if B.device != A.device:
-        raise ValueError(f"{_OP}: B is on cuda:{B.device} but A is on cuda:{A.device}")
-    trans_a, trans_b = bool(trans_a), bool(trans_b)
-    a, ta = _readable(A, trans_a)  # (batch_a, M, K), or (batch_a, K, M) when ta
-    b, tb = _readable(B, trans_b)  # (batch_b, K, N), or (batch_b, N, K) when tb
-    batch_a, rows_a, cols_a, lda, stride_a = _matrices(a)
-    batch_b, rows_b, cols_b, ldb, stride_b = _matrices(b)
-    M, K = (cols_a, rows_a) if ta else (rows_a, cols_a)
-    K_b, N = (cols_b, rows_b) if tb else (rows_b, cols_b)
-    if K != K_b:
-        raise ValueError(
-            f"{_OP} (matmul): inner dimensions differ: op(A) is ({M}, {K}) from A of shape {tuple(A.shape)}"
-            f"{' (trans_a)' if trans_a else ''}, op(B) is ({K_b}, {N}) from B of shape {tuple(B.shape)}"
-            f"{' (trans_b)' if trans_b else ''}")
-    if batch_a != batch_b and batch_a != 1 and batch_b != 1:
-        raise ValueError(f"{_OP} (matmul): batch sizes differ and neither is 1: A has shape {tuple(A.shape)}, "
-                         f"B has shape {tuple(B.shape)}")
-    batch = max(batch_a, batch_b)
-    out_shape = (batch, M, N) if A.ndim == 3 or B.ndim == 3 else (M, N)
-    alpha, beta = float(alpha), float(beta)
-
-    C = _output(C, A, B, out_shape, beta)
-    bias_c = _bias(bias, A, N)  # (N,) or None
-    if M == 0 or N == 0 or batch == 0:
-        return C
-    _C.cuda.gemm_tc(mode, ta, tb, M, N, K, alpha, beta,
-                    a.ptr, lda, stride_a,
-                    b.ptr, ldb, stride_b,
-                    C.ptr, N, M * N, batch,
-                    0 if bias_c is None else bias_c.ptr, bool(relu), A.device, int(tile))
-    return C
+    o = operands(A, B, C, trans_a, trans_b, beta, bias)
+    if o.M == 0 or o.N == 0 or o.batch == 0:
+        return o.C
+    _C.cuda.gemm_tc(mode, o.ta, o.tb, o.M, o.N, o.K, float(alpha), float(beta),
+                    o.a.ptr, o.lda, o.stride_a,
+                    o.b.ptr, o.ldb, o.stride_b,
+                    o.C.ptr, o.N, o.M * o.N, o.batch,
+                    0 if o.bias is None else o.bias.ptr, bool(relu), A.device, int(tile))
+    return o.C
 
 
 def gemm_tc(A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, relu=False, mode=None):
