@@ -18,6 +18,7 @@
 
 #include "cuda/gemm_tc.h"
 #include "cuda/runtime.h"
+#include "bindings/cuda_gemm_desc.h"
 #endif
 
 namespace py = pybind11;
@@ -38,27 +39,8 @@ void gemm_tc(const std::string& mode, bool trans_a, bool trans_b, int64_t M, int
              uintptr_t C, int64_t ldc, int64_t stride_c, int64_t batch, uintptr_t bias, bool relu, int device,
              int tile) {
   const cuda::MathMode math = mode_arg(mode);
-  cuda::GemmDesc d;
-  d.dtype = cuda::DType::f32;
-  d.trans_a = trans_a;
-  d.trans_b = trans_b;
-  d.M = M;
-  d.N = N;
-  d.K = K;
-  d.alpha = alpha;
-  d.beta = beta;
-  d.A = reinterpret_cast<const void*>(A);  // (batch | 1, M, K) or (.., K, M) when trans_a
-  d.lda = lda;
-  d.stride_a = stride_a;
-  d.B = reinterpret_cast<const void*>(B);  // (batch | 1, K, N) or (.., N, K) when trans_b
-  d.ldb = ldb;
-  d.stride_b = stride_b;
-  d.C = reinterpret_cast<void*>(C);  // (batch, M, N), row stride ldc
-  d.ldc = ldc;
-  d.stride_c = stride_c;
-  d.batch = batch;
-  d.bias = reinterpret_cast<const void*>(bias);  // (N,) or nullptr
-  d.relu = relu;
+  const cuda::GemmDesc d = gemm_desc(cuda::DType::f32, trans_a, trans_b, M, N, K, alpha, beta, A, lda, stride_a, B,
+                                     ldb, stride_b, C, ldc, stride_c, batch, bias, relu);
   cuda::check_device(device, "gemm_tc");
   cuda::set_device(device);
   cuda::gemm_tc_with_tile(d, math, tile);
