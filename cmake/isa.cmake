@@ -17,7 +17,8 @@ set(DLCORE_ISA_FLAGS_avx512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -m
 # A file whose name ends in _avx2.cpp or _avx512.cpp (hand-written intrinsics, e.g. the GEMM
 # micro-kernels in csrc/cpu/gemm/) is compiled only into that ISA's library, with its flags;
 # every other CPU source goes into all three.
-file(GLOB DLCORE_CPU_SOURCES CONFIGURE_DEPENDS csrc/cpu/*.cpp csrc/cpu/ref/*.cpp csrc/cpu/gemm/*.cpp csrc/cpu/rnn/*.cpp)
+file(GLOB DLCORE_CPU_SOURCES CONFIGURE_DEPENDS csrc/cpu/*.cpp csrc/cpu/ref/*.cpp csrc/cpu/gemm/*.cpp csrc/cpu/rnn/*.cpp
+     csrc/cpu/conv/*.cpp)
 set(DLCORE_CPU_SOURCES_all ${DLCORE_CPU_SOURCES})
 list(FILTER DLCORE_CPU_SOURCES_all EXCLUDE REGEX "_(avx2|avx512)\\.cpp$")
 set(DLCORE_ISA_LIBRARIES "")

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bindings/checks.h"
+#include "core/conv_algo.h"
 #include "core/registry.h"
 
 namespace dlcore::bind {
@@ -92,6 +93,18 @@ Conv2dShape conv_shape(const char* op, const Shape& x_shape, const Shape& w_shap
   return s;
 }
 
+// s.algo := the algorithm named `algo`, or ValueError naming op, algo and why it cannot run s.
+void set_algo(const char* op, const std::string& algo, ConvDirection dir, FloatType ft, Conv2dShape& s) {
+  if (!parse_conv_algo(algo, s.algo))
+    value_error(op, ": algo must be 'auto', 'gemm', 'direct' or 'winograd', got '", algo, "'");
+  const std::string why = conv_algo_refusal(s.algo, dir, s, ft == FloatType::f32);
+  if (!why.empty())
+    value_error(op, ": algo '", algo, "' cannot run this convolution: ", why, " (kernel ",
+                pair_str({s.KH, s.KW}), ", stride ", pair_str({s.stride_h, s.stride_w}), ", padding ",
+                pair_str({s.pad_h, s.pad_w}), ", dilation ", pair_str({s.dil_h, s.dil_w}), ", groups ",
+                s.groups, ", ", ft == FloatType::f32 ? "float32" : "float64", ")");
+}
+
 Shape checked_4d(const char* op, const char* arg, const py::array& a, const char* layout) {
   check_ndim(op, arg, a, 4, layout);
   check_contiguous(op, arg, a);
@@ -105,13 +118,15 @@ void check_grad_y(const char* op, const py::array& grad_y, const Conv2dShape& s)
 }
 
 py::array conv2d_forward(const py::array& x, const py::array& w, const py::object& bias, const Pair& stride,
-                         const Pair& padding, const Pair& dilation, int64_t groups) {
+                         const Pair& padding, const Pair& dilation, int64_t groups,
+                         const std::string& algo) {
   constexpr const char* op = "conv2d_forward";
   const FloatType ft = float_type(op, "x", x);
   check_same_dtype(op, "x", x, "w", w);
   const Shape xs = checked_4d(op, "x", x, "(N, C, H, W)");
   const Shape ws = checked_4d(op, "w", w, "(C_out, C/groups, KH, KW)");
-  const Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  set_algo(op, algo, ConvDirection::kForward, ft, s);
   const bool has_bias = !bias.is_none();
   py::array b;  // (C_out,) when has_bias
   if (has_bias) {
@@ -139,13 +154,14 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const py::objec
 
 py::array conv2d_backward_input(const py::array& w, const py::array& grad_y, const Quad& x_shape,
                                 const Pair& stride, const Pair& padding, const Pair& dilation,
-                                int64_t groups) {
+                                int64_t groups, const std::string& algo) {
   constexpr const char* op = "conv2d_backward_input";
   const FloatType ft = float_type(op, "w", w);
   check_same_dtype(op, "w", w, "grad_y", grad_y);
   const Shape ws = checked_4d(op, "w", w, "(C_out, C/groups, KH, KW)");
   const Shape xs(x_shape.begin(), x_shape.end());
-  const Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  set_algo(op, algo, ConvDirection::kBackwardInput, ft, s);
   check_grad_y(op, grad_y, s);
   return dispatch_float(ft, [&](auto t) {
     using T = decltype(t);
@@ -163,13 +179,14 @@ py::array conv2d_backward_input(const py::array& w, const py::array& grad_y, con
 
 py::tuple conv2d_backward_weight(const py::array& x, const py::array& grad_y, const Quad& w_shape,
                                  const Pair& stride, const Pair& padding, const Pair& dilation,
-                                 int64_t groups, bool bias) {
+                                 int64_t groups, bool bias, const std::string& algo) {
   constexpr const char* op = "conv2d_backward_weight";
   const FloatType ft = float_type(op, "x", x);
   check_same_dtype(op, "x", x, "grad_y", grad_y);
   const Shape xs = checked_4d(op, "x", x, "(N, C, H, W)");
   const Shape ws(w_shape.begin(), w_shape.end());
-  const Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
+  set_algo(op, algo, ConvDirection::kBackwardWeight, ft, s);
   check_grad_y(op, grad_y, s);
   return dispatch_float(ft, [&](auto t) {
     using T = decltype(t);
@@ -197,15 +214,19 @@ py::tuple conv2d_backward_weight(const py::array& x, const py::array& grad_y, co
 void bind_conv(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("w"), py::arg("bias").none(true),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("algo") = "auto",
         "y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) "
-        "or None. stride, padding, dilation are (h, w) tuples.");
+        "or None. stride, padding, dilation are (h, w) tuples. algo: 'auto' (the measured rule) or "
+        "'gemm', 'direct', 'winograd' to force one (ValueError where it cannot run).");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("w"), py::arg("grad_y"),
         py::arg("x_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), "grad_x (x_shape) of conv2d from w and grad_y (N, C_out, OH, OW).");
+        py::arg("groups"), py::arg("algo") = "auto",
+        "grad_x (x_shape) of conv2d from w and grad_y (N, C_out, OH, OW); algo as in conv2d_forward.");
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("x"), py::arg("grad_y"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), py::arg("bias"),
-        "(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and grad_y.");
+        py::arg("groups"), py::arg("bias"), py::arg("algo") = "auto",
+        "(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and grad_y; "
+        "algo as in conv2d_forward.");
 }
 
 }  // namespace dlcore::bind

@@ -50,6 +50,15 @@ struct BroadcastIter {
   }
 };
 
+// conv2d algorithms (csrc/cpu/ref/conv2d.cpp has the rule kAuto follows; csrc/core/conv_algo.h
+// says which one may run which shape). A forced algorithm serves tests and benchmarks.
+enum class ConvAlgo : int32_t {
+  kAuto = 0,      // the measured per-shape rule
+  kGemm = 1,      // im2col (skipped for 1x1 stride-1 unpadded) + gemm; col2im for backward_input
+  kDirect = 2,    // stride 1: implicit im2col over a padded copy, register tiles of channels x positions
+  kWinograd = 3,  // F(2x2, 3x3) transforms + gemm (3x3, stride 1, float32)
+};
+
 // conv2d geometry, NCHW. OH = (H + 2*pad_h - dil_h*(KH-1) - 1) / stride_h + 1 (same for OW).
 struct Conv2dShape {
   int64_t N, C, H, W;        // input
@@ -57,6 +66,7 @@ struct Conv2dShape {
   int64_t OH, OW;            // output
   int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int64_t groups;
+  ConvAlgo algo = ConvAlgo::kAuto;
 };
 
 // pool2d geometry, NCHW. OH/OW are computed by the caller (floor or ceil mode).

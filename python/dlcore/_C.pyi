@@ -116,8 +116,9 @@ def conv2d_backward_input(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
+    algo: str = "auto",
 ) -> np.ndarray:
-    """"""
+    """grad_x (x_shape) of conv2d from w and grad_y (N, C_out, OH, OW); algo as in conv2d_forward."""
 
 def conv2d_backward_weight(
     x: np.ndarray,
@@ -128,8 +129,9 @@ def conv2d_backward_weight(
     dilation: tuple[int, int],
     groups: int,
     bias: bool,
+    algo: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and grad_y."""
+    """(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and grad_y; algo as in conv2d_forward."""
 
 def conv2d_forward(
     x: np.ndarray,
@@ -139,8 +141,9 @@ def conv2d_forward(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
+    algo: str = "auto",
 ) -> np.ndarray:
-    """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) or None. stride, padding, dilation are (h, w) tuples."""
+    """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) or None. stride, padding, dilation are (h, w) tuples. algo: 'auto' (the measured rule) or 'gemm', 'direct', 'winograd' to force one (ValueError where it cannot run)."""
 
 def cpu_brand() -> str: ...
 def cpu_isa() -> str:

@@ -50,8 +50,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
+#include "core/conv_algo.h"
+#include "cpu/conv/winograd.h"
 #include "cpu/kernels.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
@@ -302,6 +305,16 @@ bool use_direct(const Conv2dShape& s, const ConvDims& d) {
          d.Cog >= DirectTile<T>::MR && parallel_over_images(s);
 }
 
+// The algorithm for direction `dir`: the forced one, else Winograd where it fits and measured
+// faster, else the direct path where `direct_wins` (each direction's own test), else gemm.
+template <class T>
+ConvAlgo choose_algo(const Conv2dShape& s, ConvDirection dir, bool direct_wins) {
+  if (s.algo != ConvAlgo::kAuto) return s.algo;
+  if (winograd_fits(s, std::is_same_v<T, float>) && winograd_preferred(s, dir))
+    return ConvAlgo::kWinograd;
+  return direct_wins ? ConvAlgo::kDirect : ConvAlgo::kGemm;
+}
+
 // packed (G, nblk, Kc, MR) := weight(g, row, t) for row < Cog, zero for the rows past Cog of
 // the last block: MR consecutive values per tap, as the micro-kernel broadcasts them.
 template <class T, class Weight>
@@ -500,7 +513,12 @@ template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   // x (N, C, H, W), w (C_out, Cg, KH, KW), bias (C_out) or null, y (N, C_out, OH, OW)
   const ConvDims d = dims_of(s);
-  if (use_direct<T>(s, d)) {
+  const ConvAlgo algo = choose_algo<T>(s, ConvDirection::kForward, use_direct<T>(s, d));
+  if (algo == ConvAlgo::kWinograd) {
+    if constexpr (std::is_same_v<T, float>) winograd_forward(s, x, w, bias, y);
+    return;
+  }
+  if (algo == ConvAlgo::kDirect) {
     const DirectPlan p = direct_plan<T>(s, d);
     const auto packed = pack_weights<T>(d, p, [&](int64_t g, int64_t row, int64_t t) {
       return w[(g * d.Cog + row) * d.Kc + t];
@@ -538,7 +556,14 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
                        (s.KW - 1) * s.dil_w - s.pad_w,       s.dil_h,
                        s.dil_w,   s.groups};
   const ConvDims dt = dims_of(st);
-  if (s.stride_h == 1 && s.stride_w == 1 && st.pad_h >= 0 && st.pad_w >= 0 && use_direct<T>(st, dt)) {
+  const bool transposed_fits = s.stride_h == 1 && s.stride_w == 1 && st.pad_h >= 0 && st.pad_w >= 0;
+  const ConvAlgo algo = choose_algo<T>(s, ConvDirection::kBackwardInput,
+                                       transposed_fits && use_direct<T>(st, dt));
+  if (algo == ConvAlgo::kWinograd) {
+    if constexpr (std::is_same_v<T, float>) winograd_backward_input(s, w, grad_y, grad_x);
+    return;
+  }
+  if (algo == ConvAlgo::kDirect) {
     const DirectPlan p = direct_plan<T>(st, dt);
     const int64_t taps = s.KH * s.KW;
     const auto packed = pack_weights<T>(dt, p, [&](int64_t g, int64_t c, int64_t t) {
@@ -580,7 +605,11 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
   // for them in every image: measured slower than the gemm path once they exceed a quarter of
   // P (LeNet conv2: Qpad 160 for P 100).
   const DirectPlan p = direct_plan<T>(s, d);
-  if (use_direct<T>(s, d) && 4 * p.Qpad <= 5 * d.P) {
+  const ConvAlgo algo =
+      choose_algo<T>(s, ConvDirection::kBackwardWeight, use_direct<T>(s, d) && 4 * p.Qpad <= 5 * d.P);
+  if (algo == ConvAlgo::kWinograd) {
+    if constexpr (std::is_same_v<T, float>) winograd_backward_weight(s, x, grad_y, grad_w);
+  } else if (algo == ConvAlgo::kDirect) {
     backward_weight_direct(s, d, p, x, grad_y, grad_w);
   } else if (!over_images) {
     std::unique_ptr<T[]> col(d.direct ? nullptr : new T[d.col_size]);  // (G*Kc, P)

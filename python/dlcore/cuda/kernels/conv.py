@@ -98,10 +98,18 @@ def _geometry(op, x_shape, w_shape, stride, padding, dilation, groups):
     return [N, C, H, W, C_out, KH, KW, OH, OW, *stride, *padding, *dilation, groups]
 
 
-def conv2d_forward(x, w, bias, stride, padding, dilation, groups):
+def _check_algo(op, algo):
+    """The CUDA convolution has one algorithm (im2col + gemm): 'auto' and 'gemm' name it."""
+    if algo not in ("auto", "gemm"):
+        raise ValueError(f"{op}: algo must be 'auto' or 'gemm' on CUDA (im2col + gemm is the only "
+                         f"CUDA algorithm), got {algo!r}")
+
+
+def conv2d_forward(x, w, bias, stride, padding, dilation, groups, algo="auto"):
     """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,)
     or None. stride, padding, dilation are (h, w) pairs."""
     op = "conv2d_forward"
+    _check_algo(op, algo)
     check_float_array(op, "x", x)
     check_like(op, "x", x, "w", w)
     if x.ndim != 4:
@@ -120,9 +128,10 @@ def conv2d_forward(x, w, bias, stride, padding, dilation, groups):
     return y
 
 
-def conv2d_backward_input(w, grad_y, x_shape, stride, padding, dilation, groups):
+def conv2d_backward_input(w, grad_y, x_shape, stride, padding, dilation, groups, algo="auto"):
     """grad_x (x_shape) of conv2d from w and grad_y (N, C_out, OH, OW)."""
     op = "conv2d_backward_input"
+    _check_algo(op, algo)
     check_float_array(op, "w", w)
     check_like(op, "w", w, "grad_y", grad_y)
     if w.ndim != 4:
@@ -135,10 +144,11 @@ def conv2d_backward_input(w, grad_y, x_shape, stride, padding, dilation, groups)
     return grad_x
 
 
-def conv2d_backward_weight(x, grad_y, w_shape, stride, padding, dilation, groups, bias):
+def conv2d_backward_weight(x, grad_y, w_shape, stride, padding, dilation, groups, bias, algo="auto"):
     """(grad_w (w_shape), grad_bias (C_out,) or None when bias is False) of conv2d from x and
     grad_y. Deterministic: the same bits every run."""
     op = "conv2d_backward_weight"
+    _check_algo(op, algo)
     check_float_array(op, "x", x)
     check_like(op, "x", x, "grad_y", grad_y)
     if x.ndim != 4:
