@@ -6,11 +6,14 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include "core/host_cache.h"
 
 namespace dlcore::bind {
 
@@ -120,9 +123,17 @@ inline void check_nonempty(const char* op, const char* arg, const py::array& a) 
 template <class T> inline const T* cdata(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T> inline T* mdata(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 
-// A new C-contiguous array of element type T.
+// A new C-contiguous array of element type T. Arrays of at least host_cache::kMinCachedBytes
+// take their memory from the host cache (core/host_cache.h) and give it back when freed.
 template <class T> inline py::array empty(const Shape& shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  std::size_t count = 1;
+  for (int64_t s : shape) count *= static_cast<std::size_t>(s);
+  if (count * sizeof(T) < host_cache::kMinCachedBytes || !host_cache::enabled())
+    return py::array_t<T>(dims);
+  void* block = host_cache::allocate(count * sizeof(T));
+  py::capsule owner(block, [](void* p) { host_cache::release(p); });
+  return py::array_t<T>(dims, static_cast<T*>(block), owner);
 }
 
 // Calls f(T{}) with T = float or double according to `ft`.

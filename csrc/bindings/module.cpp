@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/cpu_features.h"
+#include "core/host_cache.h"
 #include "core/registry.h"
 
 namespace py = pybind11;
@@ -67,6 +68,19 @@ PYBIND11_MODULE(_C, m) {
     omp_set_num_threads(n);
   });
   m.def("get_num_threads", [] { return omp_get_max_threads(); });
+
+  m.def("host_cache_stats", [] {
+    const dlcore::host_cache::Stats s = dlcore::host_cache::stats();
+    py::dict d;
+    d["cached_bytes"] = s.cached_bytes;
+    d["in_use_bytes"] = s.in_use_bytes;
+    d["limit_bytes"] = s.limit_bytes;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    return d;
+  }, "The host cache's counters (csrc/core/host_cache.h).");
+  m.def("host_cache_release", &dlcore::host_cache::release_all,
+        "Frees every cached host block; returns the bytes freed.");
 
   dlcore::bind::bind_elementwise(m);
   dlcore::bind::bind_reduce(m);

@@ -228,6 +228,12 @@ def gru_sequence_forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GRU layer over a packed sequence, one direction; gates (total, 3H) = x W_ih^T + b_ih is overwritten with the activated (r, z, n). Returns (hidden, y, h_n)."""
 
+def host_cache_release() -> int:
+    """Frees every cached host block; returns the bytes freed."""
+
+def host_cache_stats() -> dict[str, int]:
+    """The host cache's counters (csrc/core/host_cache.h)."""
+
 def isa_supported(name: str) -> bool: ...
 def kernel_slots() -> list[str]:
     """"""

@@ -22,7 +22,7 @@ from dlcore.threads import get_num_threads, set_num_threads  # noqa: E402
 
 float = float32  # noqa: A001
 bool = bool_  # noqa: A001
-from dlcore import data, datasets, nn, optim  # noqa: E402,I001
+from dlcore import data, datasets, host_memory, nn, optim  # noqa: E402,I001
 from dlcore.checkpoint import load, save  # noqa: E402
 
 
