@@ -1,111 +1,194 @@
-"""One LeNet-5 training step (forward, backward, Adam update) on a batch of MNIST-shaped
-images: dlcore vs PyTorch side by side in one run, same model, batch and threads.
+"""One LeNet-5 training step (forward, backward, SGD with momentum): dlcore vs PyTorch side by
+side, same network, weights, batch and threads, at batch 64 and 256 on 1 and 2 threads.
 
-    python bench/bench_lenet5_step.py [--batch 64] [--steps 50] [--repeat 5]
+    DLCORE_DEV_BUILD=/tmp/build PYTHONPATH=python python bench/bench_lenet5_step.py \
+        [--batches 64,256] [--threads 1,2] [--repeat 5] [--quick]
 
-Floor: a LeNet-5 step on batch 64 is ~0.16 GFLOP (forward ~0.8 MFLOP/image: conv1 0.24, conv2
-0.48, fc 0.12; backward about twice that); at the ~200 GFLOP/s two-core FMA peak that is under
-1 ms, so at this size the step is bound by memory traffic and per-op overhead, not flops.
-Prints the median and min time per step and the ratio dlcore / torch (below 1: dlcore faster).
+Model: dlcore.examples.lenet5.LeNet5 (conv 1->6 5x5 pad 2, ReLU, max-pool 2, conv 6->16 5x5,
+ReLU, max-pool 2, Linear 400->120->84->10 with ReLUs) and the same layers in torch.nn, under
+the same parameter names. Loss: mean cross-entropy; optimizer SGD(lr 0.01, momentum 0.9).
+Inputs: a fixed batch of MNIST-shaped (N, 1, 28, 28) standard-normal images and random labels.
+
+Floor (napkin math): forward ~0.83 MFLOP/image (conv1 0.235, conv2 0.48, fc 0.118); backward
+needs no input gradient for conv1, so a step is ~2.2 MFLOP/image: ~0.14 GFLOP at batch 64,
+~1.2 ms at the one-core FMA peak (117 GFLOP/s here). Pooling, ReLU, the loss and the update
+move a few MB: at this size a step is bound by per-op overhead and memory traffic as much as
+by flops.
+
+Columns: batch, thr; dlcore ms and torch ms (median (min) per step over --repeat samples after
+2 warm-up steps); images/s of each (batch / median); torch/dlcore (> 1: dlcore faster); the
+goal (issue 4: 1.5x torch's images/s) and whether dlcore meets it.
+
+Each library runs in its own child process per (batch, threads), back to back (see
+_sidebyside.py). The weights are torch's initialisation, copied into dlcore; before timing, the
+dlcore child checks its first three step losses (the 2nd and 3rd after SGD updates) against
+torch's (|diff| < 1e-4) and fails the run if they differ. Without torch it times dlcore alone.
 """
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
-import time
+import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _sidebyside import run_child, torch_available  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _sidebyside import torch_available
+from bench_rnn import add_common_args, foreign_warning, header, resolve_common_args, run_pair, time_call
+
+LR, MOMENTUM = 0.01, 0.9
+LOSS_TOL = 1e-4
+CHECK_STEPS = 3
+GOAL_SPEEDUP = 1.5
+PARAMS = ("features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",
+          "classifier.1.weight", "classifier.1.bias", "classifier.3.weight", "classifier.3.bias",
+          "classifier.5.weight", "classifier.5.bias")
 
 
-def time_steps(step, steps, repeat):
-    step()
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        runs.append((time.perf_counter() - start) / steps * 1e3)
-    return float(np.median(runs)), float(np.min(runs))
+# ---------------------------------------------------------------- the case both children run
+def make_case(batch, path):
+    """Writes the batch (and, with torch, its weights and first losses) to `path` (.npz)."""
+    rng = np.random.default_rng(0)
+    case = {"images": rng.standard_normal((batch, 1, 28, 28)).astype(np.float32),
+            "labels": rng.integers(0, 10, batch).astype(np.int64)}
+    if torch_available():
+        import torch
+
+        torch.manual_seed(0)
+        model, step = torch_model(case)
+        case.update({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})  # before any step
+        case["ref_losses"] = np.array([step().item() for _ in range(CHECK_STEPS)])
+    np.savez(path, **case)
 
 
-def dlcore_step(images, labels):
+# ---------------------------------------------------------------- child side: one library
+def dlcore_model(case):
+    """(model, step): dlcore's LeNet-5 (at the case's weights when it has them) and one SGD step -> loss."""
     import dlcore
-    from dlcore import optim
     from dlcore.examples.lenet5 import LeNet5
 
     model = LeNet5()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    x, y = dlcore.from_numpy(images), dlcore.from_numpy(labels)
+    if PARAMS[0] in case:
+        model.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
+    opt = dlcore.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = dlcore.from_numpy(case["images"]), dlcore.from_numpy(case["labels"])
 
     def step():
-        loss = dlcore.cross_entropy(model(x), y)
         opt.zero_grad()
+        loss = dlcore.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        return loss
 
-    return step
+    return model, step
 
 
-def torch_step(images, labels):
+def torch_model(case):
+    """(model, step): the same network in torch.nn, same parameter names."""
     import torch
     from torch import nn
 
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    class LeNet5(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+            self.classifier = nn.Sequential(
+                nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+
+    model = LeNet5()
+    if PARAMS[0] in case:  # else (make_case) keep torch's initialisation
+        model.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = torch.from_numpy(case["images"]), torch.from_numpy(case["labels"])
 
     def step():
-        loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        return loss
 
-    return step
+    return model, step
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--only", choices=["dlcore", "torch"], help="(internal) time one library in this process")
-    args = parser.parse_args()
-    if args.only:
-        rng = np.random.default_rng(0)
-        images = rng.standard_normal((args.batch, 1, 28, 28)).astype(np.float32)
-        labels = rng.integers(0, 10, args.batch).astype(np.int64)
+def child(lib, threads, case_path, repeat, sample_s):
+    case = dict(np.load(case_path))
+    if lib == "dlcore":
         import dlcore
 
-        if args.only == "torch":
-            import torch
+        dlcore.set_num_threads(threads)
+        _, step = dlcore_model(case)
+        if "ref_losses" in case:
+            ref = case["ref_losses"]
+            losses = np.array([step().item() for _ in range(ref.size)])
+            worst = float(np.max(np.abs(losses - ref)))
+            if not worst < LOSS_TOL:
+                raise SystemExit(f"bench_lenet5_step: dlcore losses {losses.tolist()} differ from torch's "
+                                 f"{ref.tolist()} (max |diff| {worst:.3g} >= {LOSS_TOL}); not timing wrong results")
+    else:
+        import torch
 
-            torch.set_num_threads(dlcore.get_num_threads())
-        make = dlcore_step if args.only == "dlcore" else torch_step
-        med, low = time_steps(make(images, labels), args.steps, args.repeat)
-        print(json.dumps({"median_ms": med, "min_ms": low}))
+        torch.set_num_threads(threads)
+        _, step = torch_model(case)
+    return {"step": time_call(step, repeat, sample_s)}
+
+
+# ---------------------------------------------------------------- parent side: the table
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", default="64,256", help="comma-separated batch sizes")
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)  # a child's batch
+    add_common_args(parser, sample_s=0.3)
+    args = parser.parse_args()
+    resolve_common_args(args, sample_s=0.3)
+    if args.only:
+        print(json.dumps(child(args.only, args.threads, args.case, args.repeat, args.sample)))
         return
-    import dlcore
 
-    argv = ["--batch", str(args.batch), "--steps", str(args.steps), "--repeat", str(args.repeat)]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"# LeNet-5 train step, batch {args.batch} | {platform.machine()} | dlcore {dlcore.__version__} "
-          f"isa {dlcore.cpu_isa()} | threads {dlcore.get_num_threads()} | commit {commit}")
-    ours = run_child(__file__, "dlcore", argv)
-    line = f"dlcore {ours['median_ms']:7.2f} ms (min {ours['min_ms']:6.2f})"
-    if torch_available():
-        theirs = run_child(__file__, "torch", argv)
-        line += (f" | torch {theirs['median_ms']:7.2f} ms (min {theirs['min_ms']:6.2f})"
-                 f" | ratio {ours['median_ms'] / theirs['median_ms']:5.2f}")
-    print(line)
+    import peak_probe
+
+    peak = peak_probe.load_or_measure(sorted(set(args.threads) | {1}))
+    batches = [int(b) for b in args.batches.split(",")]
+    libs = ["dlcore", "torch"] if torch_available() else ["dlcore"]
+    results = {}  # (batch, threads) -> {lib: child result}
+    with tempfile.TemporaryDirectory(prefix="bench_lenet5-") as tmp:
+        for batch in batches:
+            case_path = os.path.join(tmp, f"case{batch}.npz")
+            make_case(batch, case_path)
+            argv = ["--case", case_path, "--repeat", str(args.repeat), "--sample", str(args.sample)]
+            for t in args.threads:
+                results[batch, t] = run_pair(os.path.abspath(__file__), libs, t, argv, args)
+    note = (f"dlcore's first {CHECK_STEPS} step losses checked against torch's (|diff| < {LOSS_TOL})"
+            if torch_available() else "dlcore alone")
+    title = f"LeNet-5 train step (SGD lr {LR} momentum {MOMENTUM}, cross-entropy), MNIST-shaped batch"
+    print("\n".join(header(title, args, peak, note)))
+    warning = foreign_warning(results.values())
+    if warning:
+        print(warning)
+    print()
+    head = ["batch", "thr", "dlcore ms", "torch ms", "dlcore img/s", "torch img/s", "torch/dlcore", "goal", "met"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for batch in batches:
+        for t in args.threads:
+            med, low = results[batch, t]["dlcore"]["rows"]["step"]
+            cells = [str(batch), str(t), f"{1e3 * med:.2f} ({1e3 * low:.2f})"]
+            if "torch" in results[batch, t]:
+                tmed, tlow = results[batch, t]["torch"]["rows"]["step"]
+                target = GOAL_SPEEDUP * batch / tmed
+                cells += [f"{1e3 * tmed:.2f} ({1e3 * tlow:.2f})", f"{batch / med:,.0f}", f"{batch / tmed:,.0f}",
+                          f"{tmed / med:.2f}", f"{GOAL_SPEEDUP}x torch ({target:,.0f} img/s)",
+                          "pass" if batch / med >= target else "miss"]
+            else:
+                cells += ["-", f"{batch / med:,.0f}", "-", "-", "-", "-"]
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
