@@ -258,6 +258,17 @@ def test_fused_bias_relu_epilogue(isa, rng, dtype, M, N, K, trans_b, with_bias, 
     assert_close_reduction(out, ref, abs_ref, K + 2, dtype, what=f"gemm epilogue M={M} N={N} K={K} [{isa}]")
 
 
+@pytest.mark.parametrize("M, N, K, trans_b", EPILOGUE_SHAPES)
+def test_relu_epilogue_keeps_nan_like_torch_relu(isa, rng, M, N, K, trans_b):
+    """relu(NaN) is NaN (torch.relu, and dlcore's unary relu): a NaN in C must not become 0."""
+    A, B = make_operands(rng, M, N, K, np.float32, False, trans_b)
+    C = rng.standard_normal((M, N)).astype(np.float32)
+    C[M // 2, N // 3] = np.nan  # beta * NaN stays NaN whatever A @ B adds
+    out = _C.gemm(A, B, C, trans_b=trans_b, alpha=0.5, beta=0.75, relu=True)
+    assert np.isnan(out[M // 2, N // 3])
+    assert np.isnan(out).sum() == 1 and (out[~np.isnan(out)] >= 0).all()
+
+
 def test_epilogue_bad_bias(rng):
     A, B = make_operands(rng, 4, 5, 3, np.float32)
     with pytest.raises(ValueError, match=r"bias must have shape \(5,\)"):

@@ -172,7 +172,7 @@ void epilogue(const GemmArgs<T>& g, int64_t m, int64_t n, int64_t j0, T* C, int6
       for (int64_t j = 0; j < n; ++j) c[j] += b[j];
     }
     if (g.relu)
-      for (int64_t j = 0; j < n; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);  // NaN stays NaN
+      for (int64_t j = 0; j < n; ++j) c[j] = c[j] <= T(0) ? T(0) : c[j];  // NaN stays NaN
   }
 }
 
