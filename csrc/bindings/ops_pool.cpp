@@ -1,7 +1,13 @@
 // Bindings for the pool family (NCHW, C-contiguous, float32 / float64):
-//   max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode) -> (y, index)
+//   max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, index="plane")
+//                       -> (y, index or None)
 //   max_pool2d_backward(index, grad_y, x_shape, kernel_size, stride, padding, dilation,
 //                       ceil_mode) -> grad_x
+// max_pool2d's index: "plane" gives int64 h*W + w inside the (H, W) plane (PyTorch's
+// return_indices; -1 for an empty window); "window" gives uint8 kh*KW + kw inside the window
+// (255 for an empty window), 1 byte per output for autograd's own use, or the int64 plane
+// index where KH*KW > 255; "none" writes no index (no backward will follow). Backward takes
+// either kind, told apart by dtype, and checks its values.
 //   avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad) -> y
 //   avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding, ceil_mode,
 //                       count_include_pad) -> grad_x
@@ -13,8 +19,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "bindings/checks.h"
 #include "core/registry.h"
@@ -91,21 +99,38 @@ template <class F> void run_kernel(const Pool2dShape& s, F&& f) {
   }
 }
 
+// The window index (uint8) fits windows of at most this many taps; 255 marks an empty window.
+constexpr int64_t kWindowIndexTaps = 255;
+
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride, const Pair& padding,
-                             const Pair& dilation, bool ceil_mode) {
+                             const Pair& dilation, bool ceil_mode, const std::string& index_kind) {
   constexpr const char* op = "max_pool2d_forward";
   const FloatType ft = float_type(op, "input", x);
   check_input(op, x);
+  if (index_kind != "plane" && index_kind != "window" && index_kind != "none")
+    value_error(op, ": index must be \"plane\", \"window\" or \"none\", got \"", index_kind, "\"");
   const Pool2dShape s = pool_shape(op, shape_of(x), kernel, stride, padding, dilation, ceil_mode, false);
-  py::array index = empty<int64_t>({s.N, s.C, s.OH, s.OW});
+  const Shape y_shape{s.N, s.C, s.OH, s.OW};
+  const bool window = index_kind == "window" && s.KH * s.KW <= kWindowIndexTaps;
+  py::object index = py::none();
+  int64_t* plane_index = nullptr;   // (N, C, OH, OW) or null
+  uint8_t* window_index = nullptr;  // (N, C, OH, OW) or null
+  if (window) {
+    py::array a = empty<uint8_t>(y_shape);
+    window_index = mdata<uint8_t>(a);
+    index = a;
+  } else if (index_kind != "none") {
+    py::array a = empty<int64_t>(y_shape);
+    plane_index = mdata<int64_t>(a);
+    index = a;
+  }
   py::array y = dispatch_float(ft, [&](auto t) {
     using T = decltype(t);
-    py::array out = empty<T>({s.N, s.C, s.OH, s.OW});
+    py::array out = empty<T>(y_shape);
     if (s.N == 0) return out;
-    const T* xp = cdata<T>(x);        // (N, C, H, W)
-    T* yp = mdata<T>(out);            // (N, C, OH, OW)
-    int64_t* ip = mdata<int64_t>(index);  // (N, C, OH, OW)
-    run_kernel(s, [&] { slot::max_pool2d_forward<T>()(s, xp, yp, ip); });
+    const T* xp = cdata<T>(x);  // (N, C, H, W)
+    T* yp = mdata<T>(out);      // (N, C, OH, OW)
+    run_kernel(s, [&] { slot::max_pool2d_forward<T>()(s, xp, yp, plane_index, window_index); });
     return out;
   });
   return py::make_tuple(y, index);
@@ -116,26 +141,53 @@ py::array max_pool2d_backward(const py::array& index, const py::array& grad_y, c
                               const Pair& dilation, bool ceil_mode) {
   constexpr const char* op = "max_pool2d_backward";
   const FloatType ft = float_type(op, "grad_y", grad_y);
-  check_int64(op, "index", index);
+  const bool window = index.dtype().equal(py::dtype::of<uint8_t>());
+  if (!window && !index.dtype().equal(py::dtype::of<int64_t>()))
+    type_error(op, ": index must be int64 (plane index) or uint8 (window index), got ", dtype_str(index));
   const Pool2dShape s = pool_shape(op, x_shape, kernel, stride, padding, dilation, ceil_mode, false);
   const Shape y_shape{s.N, s.C, s.OH, s.OW};
   check_shape(op, "grad_y", grad_y, y_shape);
   check_shape(op, "index", index, y_shape);
   check_contiguous(op, "grad_y", grad_y);
   check_contiguous(op, "index", index);
-  const int64_t* ip = cdata<int64_t>(index);  // (N, C, OH, OW)
-  const int64_t plane = s.H * s.W;
-  for (int64_t i = 0; i < index.size(); ++i)
-    if (ip[i] < -1 || ip[i] >= plane)
+  const int64_t* ip = window ? nullptr : cdata<int64_t>(index);  // (N, C, OH, OW) or null
+  const uint8_t* wp = window ? cdata<uint8_t>(index) : nullptr;  // (N, C, OH, OW) or null
+  // One branch-free pass that vectorises (the index is read again by the kernel right after);
+  // the position of a bad value is looked up only on failure.
+  const int64_t count = index.size();
+  if (window) {
+    const int64_t taps = s.KH * s.KW;
+    if (taps > kWindowIndexTaps)
+      value_error(op, ": a uint8 window index needs KH*KW <= 255, got kernel_size ", pair_str(kernel));
+    // v is bad when taps <= v < 255, i.e. (uint8)(v - taps) < 255 - taps.
+    const uint8_t lo = static_cast<uint8_t>(taps), span = static_cast<uint8_t>(kWindowIndexTaps - taps);
+    uint8_t least = 255;  // a byte min-reduction: GCC vectorises it (pminub)
+    for (int64_t i = 0; i < count; ++i) least = std::min(least, static_cast<uint8_t>(wp[i] - lo));
+    if (least < span) {
+      int64_t i = 0;
+      while (static_cast<uint8_t>(wp[i] - lo) >= span) ++i;
+      value_error(op, ": window index values must lie in [0, KH*KW) = [0, ", taps, ") (or be 255), got ",
+                  int64_t(wp[i]), " at flat position ", i);
+    }
+  } else {
+    // v is bad unless -1 <= v < H*W, i.e. (uint64)(v + 1) > H*W.
+    const uint64_t plane = static_cast<uint64_t>(s.H * s.W);
+    bool bad = false;
+    for (int64_t i = 0; i < count; ++i) bad |= static_cast<uint64_t>(ip[i] + 1) > plane;
+    if (bad) {
+      int64_t i = 0;
+      while (static_cast<uint64_t>(ip[i] + 1) <= plane) ++i;
       value_error(op, ": index values must lie in [0, H*W) = [0, ", plane, ") (or be -1), got ", ip[i],
                   " at flat position ", i);
+    }
+  }
   return dispatch_float(ft, [&](auto t) {
     using T = decltype(t);
     py::array grad_x = empty<T>(x_shape);
     if (s.N == 0) return grad_x;
     const T* gy = cdata<T>(grad_y);  // (N, C, OH, OW)
     T* gx = mdata<T>(grad_x);        // (N, C, H, W)
-    run_kernel(s, [&] { slot::max_pool2d_backward<T>()(s, ip, gy, gx); });
+    run_kernel(s, [&] { slot::max_pool2d_backward<T>()(s, ip, wp, gy, gx); });
     return grad_x;
   });
 }
@@ -182,11 +234,12 @@ py::array avg_pool2d_backward(const py::array& grad_y, const Shape& x_shape, con
 
 void bind_pool(py::module_& m) {
   m.def("max_pool2d_forward", &max_pool2d_forward, py::arg("x"), py::arg("kernel_size"), py::arg("stride"),
-        py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
-        "(y, index): max over each window; index int64 = h*W + w of the max in its plane.");
+        py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"), py::arg("index") = "plane",
+        "(y, index): max over each window; index \"plane\": int64 h*W + w of the max in its plane; "
+        "\"window\": uint8 kh*KW + kw in its window (int64 plane where KH*KW > 255); \"none\": None.");
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("index"), py::arg("grad_y"), py::arg("x_shape"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("ceil_mode"), "grad_x: grad_y scattered (added) into the index positions.");
+        py::arg("ceil_mode"), "grad_x: grad_y added at the index positions (int64 plane or uint8 window index).");
   m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("x"), py::arg("kernel_size"), py::arg("stride"),
         py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"),
         "y: mean over each window, divisor as PyTorch's avg_pool2d.");

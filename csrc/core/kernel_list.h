@@ -100,13 +100,17 @@ template <class T> using Conv2dBackwardInputSig = void(const Conv2dShape&, const
 // grad_w (C_out, C/groups, KH, KW) and grad_bias (C_out | null) from x and grad_y.
 template <class T> using Conv2dBackwardWeightSig = void(const Conv2dShape&, const T* x,
                                                          const T* grad_y, T* grad_w, T* grad_bias);
-// y (N, C, OH, OW) := max over each window (padding never wins); index (N, C, OH, OW) is
-// the flat h*W + w position of the max inside its (H, W) plane.
+// y (N, C, OH, OW) := max over each window (padding never wins). At most one index is written
+// (either pointer may be null): plane_index (N, C, OH, OW) int64, the flat h*W + w position of
+// the max inside its (H, W) plane (-1: empty window); or window_index (N, C, OH, OW) uint8, the
+// position kh*KW + kw inside its window (255: empty window; only when KH*KW <= 255).
 template <class T> using MaxPool2dForwardSig = void(const Pool2dShape&, const T* x, T* y,
-                                                     int64_t* index);
-// grad_x (N, C, H, W) := scatter-add of grad_y into index positions.
-template <class T> using MaxPool2dBackwardSig = void(const Pool2dShape&, const int64_t* index,
-                                                      const T* grad_y, T* grad_x);
+                                                     int64_t* plane_index, uint8_t* window_index);
+// grad_x (N, C, H, W) := grad_y added at the positions of exactly one of plane_index /
+// window_index (the other null), both as written by max_pool2d_forward.
+template <class T> using MaxPool2dBackwardSig = void(const Pool2dShape&, const int64_t* plane_index,
+                                                      const uint8_t* window_index, const T* grad_y,
+                                                      T* grad_x);
 // y := mean over each window; divisor per Pool2dShape::count_include_pad.
 template <class T> using AvgPool2dForwardSig = void(const Pool2dShape&, const T* x, T* y);
 template <class T> using AvgPool2dBackwardSig = void(const Pool2dShape&, const T* grad_y, T* grad_x);

@@ -283,7 +283,7 @@ def max_pool2d_backward(
     dilation: tuple[int, int],
     ceil_mode: bool,
 ) -> np.ndarray:
-    """grad_x: grad_y scattered (added) into the index positions."""
+    """grad_x: grad_y added at the index positions (int64 plane or uint8 window index)."""
 
 def max_pool2d_forward(
     x: np.ndarray,
@@ -292,8 +292,10 @@ def max_pool2d_forward(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     ceil_mode: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(y, index): max over each window; index int64 = h*W + w of the max in its plane."""
+    index: str = "plane",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y, index): max over each window; index "plane": int64 h*W + w of the max in its plane;
+    "window": uint8 kh*KW + kw in its window (int64 plane where KH*KW > 255); "none": None."""
 
 def nll_loss_backward(
     target: np.ndarray, grad_loss: np.ndarray, C: int, ignore_index: int = -100

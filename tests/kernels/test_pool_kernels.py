@@ -1,5 +1,10 @@
 """max_pool2d / avg_pool2d forward and backward against NumPy float64 references, on every
-ISA, float32 and float64. Max forward (values and indices) must match exactly."""
+ISA, float32 and float64. Max forward (values and both index kinds) must match exactly.
+
+Paths (csrc/cpu/ref/pool.cpp's header) are chosen by geometry, so the cases reach each one:
+2x2 stride 2 float (the SIMD kernels: every width 1..40 and 67 for the tails, floor / ceil,
+padding), other dense windows (the portable interior loop), padding / ceil borders (the
+general loop), disjoint windows (one-pass backward) and overlapping ones (zero-fill + add)."""
 import numpy as np
 import pytest
 
@@ -41,6 +46,15 @@ def max_pool_ref(x, k, s, p, d, ceil_mode):
             best = np.where(take, v, best)
             arg = np.where(take, hc[:, None] * W + wc[None, :], arg)
     return best, arg
+
+
+def window_index_ref(index, x_shape, k, s, p, d):
+    """The uint8 window index (kh*KW + kw, 255 for an empty window) of a plane index."""
+    W = x_shape[3]
+    OH, OW = index.shape[2:]
+    kh = (index // W - (np.arange(OH)[:, None] * s[0] - p[0])) // d[0]
+    kw = (index % W - (np.arange(OW)[None, :] * s[1] - p[1])) // d[1]
+    return np.where(index < 0, 255, kh * k[1] + kw).astype(np.uint8)
 
 
 def max_pool_backward_ref(index, grad_y, x_shape):
@@ -129,7 +143,24 @@ def test_max_pool2d(isa, rng, dtype, case):
     grad_y = rng.standard_normal(y.shape).astype(dtype)
     grad_x = _C.max_pool2d_backward(index, grad_y, shape, k, s, p, d, ceil_mode)
     assert grad_x.dtype == dtype
-    assert_close(grad_x, max_pool_backward_ref(index_ref, grad_y, shape), what=f"{isa} max_pool2d_backward {case}")
+    grad_x_ref = max_pool_backward_ref(index_ref, grad_y, shape)
+    assert_close(grad_x, grad_x_ref, what=f"{isa} max_pool2d_backward {case}")
+    check_index_kinds(x, case, y_ref, index_ref, grad_y, grad_x_ref, f"{isa} {case}")
+
+
+def check_index_kinds(x, case, y_ref, index_ref, grad_y, grad_x_ref, what):
+    """The forward without an index and with the uint8 window index, and backward from the latter."""
+    shape, k, s, p, d, ceil_mode = case
+    y, none = _C.max_pool2d_forward(x, k, s, p, d, ceil_mode, "none")
+    assert none is None
+    np.testing.assert_array_equal(y, y_ref.astype(x.dtype), err_msg=f"{what} max_pool2d_forward index=none")
+    y, window = _C.max_pool2d_forward(x, k, s, p, d, ceil_mode, "window")
+    assert window.dtype == np.uint8
+    np.testing.assert_array_equal(y, y_ref.astype(x.dtype), err_msg=f"{what} max_pool2d_forward index=window")
+    np.testing.assert_array_equal(window, window_index_ref(index_ref, shape, k, s, p, d),
+                                  err_msg=f"{what} max_pool2d_forward window index")
+    grad_x = _C.max_pool2d_backward(window, grad_y, shape, k, s, p, d, ceil_mode)
+    assert_close(grad_x, grad_x_ref, what=f"{what} max_pool2d_backward (window index)")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -233,3 +264,139 @@ def test_bad_inputs(rng):
         _C.avg_pool2d_backward(np.zeros((2, 3, 4, 5), np.float32), x.shape, (2, 2), (2, 2), (0, 0), False, True)
     with pytest.raises(TypeError, match="avg_pool2d_backward: grad_y must be float32 or float64"):
         _C.avg_pool2d_backward(np.zeros((2, 3, 4, 4), np.int64), x.shape, (2, 2), (2, 2), (0, 0), False, True)
+
+
+def check_max_and_avg(x, rng, case, what, avg=True):
+    """Max (both index kinds and none) and avg (both divisor rules), forward and backward."""
+    shape, k, s, p, d, ceil_mode = case
+    y_ref, index_ref = max_pool_ref(x, k, s, p, d, ceil_mode)
+    y, index = _C.max_pool2d_forward(x, k, s, p, d, ceil_mode)
+    np.testing.assert_array_equal(y, y_ref.astype(x.dtype), err_msg=f"{what} max_pool2d_forward")
+    np.testing.assert_array_equal(index, index_ref, err_msg=f"{what} max_pool2d_forward index")
+    grad_y = rng.standard_normal(y.shape).astype(x.dtype)
+    grad_x_ref = max_pool_backward_ref(index_ref, grad_y, shape)
+    assert_close(_C.max_pool2d_backward(index, grad_y, shape, k, s, p, d, ceil_mode), grad_x_ref,
+                 what=f"{what} max_pool2d_backward")
+    check_index_kinds(x, case, y_ref, index_ref, grad_y, grad_x_ref, what)
+    if d != (1, 1) or not avg:
+        return
+    for include_pad in (True, False):
+        y = _C.avg_pool2d_forward(x, k, s, p, ceil_mode, include_pad)
+        assert_close(y, avg_pool_ref(x, k, s, p, ceil_mode, include_pad),
+                     what=f"{what} avg_pool2d_forward {include_pad}")
+        assert_close(_C.avg_pool2d_backward(grad_y, shape, k, s, p, ceil_mode, include_pad),
+                     avg_pool_backward_ref(grad_y, shape, k, s, p, ceil_mode, include_pad),
+                     what=f"{what} avg_pool2d_backward {include_pad}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding,ceil_mode", [(0, False), (0, True), (1, False), (1, True)])
+def test_pool_2x2_stride2_every_width(isa, rng, dtype, padding, ceil_mode):
+    """The SIMD kernels' blocks and tails (AVX-512: 16 windows, AVX2: 8, rows under 8 scalar):
+    widths 1..40 and 67, odd and even heights, with the border loops around them."""
+    for W in list(range(1, 41)) + [67]:
+        for H in (1, 2, 3, 6) if W < 40 else (5,):
+            if min(out_size(H, 2, 2, padding, 1, ceil_mode), out_size(W, 2, 2, padding, 1, ceil_mode)) < 1:
+                continue  # no window fits (the binding rejects it; test_bad_inputs covers that)
+            case = ((2, 3, H, W), (2, 2), (2, 2), (padding, padding), (1, 1), ceil_mode)
+            x = rng.standard_normal(case[0]).astype(dtype)
+            check_max_and_avg(x, rng, case, f"{isa} {case_id(case)}")
+
+
+# Geometries for the other paths: (x shape, kernel, stride, padding, dilation, ceil_mode).
+PATH_CASES = [
+    ((2, 3, 11, 19), (3, 3), (3, 3), (0, 0), (1, 1), False),   # disjoint, stride == kernel (portable)
+    ((2, 3, 11, 19), (3, 3), (3, 3), (1, 1), (1, 1), True),    # disjoint, padding and ceil borders
+    ((2, 2, 13, 23), (2, 3), (3, 4), (1, 1), (1, 1), False),   # disjoint with gaps (stride > kernel)
+    ((2, 3, 17, 35), (3, 3), (2, 2), (1, 1), (1, 1), False),   # overlapping, ResNet's stem pool
+    ((2, 3, 12, 33), (3, 3), (1, 1), (0, 0), (1, 1), True),    # overlapping, stride 1
+    ((1, 2, 21, 40), (5, 5), (2, 2), (2, 2), (1, 1), True),    # 25 taps: interior avg sums in double
+    ((1, 2, 30, 31), (2, 2), (2, 2), (0, 0), (2, 2), False),   # dilated interior (max only)
+    ((2, 2, 8, 41), (1, 1), (1, 1), (0, 0), (1, 1), False),    # 1x1 windows
+    ((3, 2, 1, 1), (1, 1), (2, 2), (0, 0), (1, 1), True),      # 1x1 planes
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", PATH_CASES, ids=case_id)
+def test_pool_paths(isa, rng, dtype, case):
+    x = rng.standard_normal(case[0]).astype(dtype)
+    check_max_and_avg(x, rng, case, f"{isa} {case_id(case)}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [
+    ((2, 3, 9, 37), (2, 2), (2, 2), (0, 0), (1, 1), True),
+    ((2, 3, 9, 37), (3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((2, 3, 9, 37), (2, 2), (2, 2), (1, 1), (1, 1), True),
+], ids=case_id)
+def test_max_pool2d_ties_and_nans_every_path(isa, rng, dtype, case):
+    """Many ties (small integers) and NaNs through the SIMD and portable paths: first max wins,
+    the last NaN wins, in both index kinds."""
+    shape = case[0]
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    x[rng.random(shape) < 0.1] = np.nan
+    check_max_and_avg(x, rng, case, f"{isa} {case_id(case)}", avg=False)
+
+
+@pytest.mark.parametrize("case", [
+    ((1, 2, 6, 35), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((1, 2, 6, 35), (3, 2), (1, 2), (1, 0), (1, 1), True),
+], ids=case_id)
+def test_max_pool2d_signed_zero_ties(isa, rng, case):
+    """-0.0 and +0.0 tie: the first in row-major window order wins, bit for bit."""
+    shape, k, s, p, d, ceil_mode = case
+    x = rng.choice(np.array([-0.0, 0.0, -1.0], np.float32), shape)
+    y_ref, _ = max_pool_ref(x, k, s, p, d, ceil_mode)
+    for kind in ("plane", "window", "none"):
+        y, _ = _C.max_pool2d_forward(x, k, s, p, d, ceil_mode, kind)
+        np.testing.assert_array_equal(y.view(np.uint32), y_ref.astype(np.float32).view(np.uint32),
+                                      err_msg=f"{isa} {case_id(case)} index={kind}")
+
+
+def test_window_index_kinds_and_errors(rng):
+    x = rng.standard_normal((2, 3, 20, 20)).astype(np.float32)
+    geo = ((2, 2), (2, 2), (0, 0), (1, 1), False)
+    with pytest.raises(ValueError, match='max_pool2d_forward: index must be "plane", "window" or "none", got "all"'):
+        _C.max_pool2d_forward(x, *geo, "all")
+    y, window = _C.max_pool2d_forward(x, *geo, "window")
+    bad = window.copy()
+    bad[1, 2, 3, 4] = 4
+    with pytest.raises(ValueError, match=r"window index values must lie in \[0, KH\*KW\) = \[0, 4\) \(or be 255\), "
+                                         r"got 4 at flat position 534"):
+        _C.max_pool2d_backward(bad, y, x.shape, *geo)
+    with pytest.raises(TypeError, match="max_pool2d_backward: index must be int64 .* or uint8 .*, got int32"):
+        _C.max_pool2d_backward(window.astype(np.int32), y, x.shape, *geo)
+    # 16 x 16 = 256 taps do not fit a byte: "window" falls back to the int64 plane index.
+    big = ((16, 16), (4, 4), (0, 0), (1, 1), False)
+    y, index = _C.max_pool2d_forward(x, *big, "window")
+    assert index.dtype == np.int64
+    np.testing.assert_array_equal(index, max_pool_ref(x, *big)[1])
+    with pytest.raises(ValueError, match=r"a uint8 window index needs KH\*KW <= 255"):
+        _C.max_pool2d_backward(np.zeros(y.shape, np.uint8), y, x.shape, *big)
+
+
+def test_max_pool2d_op_index_choice(rng):
+    """dlcore.max_pool2d writes no index under no_grad, the window index for its own backward,
+    and PyTorch's int64 plane index for return_indices; all give the same y and gradient."""
+    import dlcore
+
+    x_np = rng.standard_normal((2, 3, 9, 14)).astype(np.float32)
+    y_ref, index_ref = max_pool_ref(x_np, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    g = rng.standard_normal(y_ref.shape).astype(np.float32)
+    grad_ref = max_pool_backward_ref(index_ref, g, x_np.shape)
+    with dlcore.no_grad():
+        y = dlcore.max_pool2d(dlcore.Tensor(x_np, requires_grad=True), 2)
+    np.testing.assert_array_equal(y.numpy(), y_ref.astype(np.float32))
+    assert not y.requires_grad
+    for return_indices in (False, True):
+        x = dlcore.Tensor(x_np, requires_grad=True)
+        out = dlcore.max_pool2d(x, 2, return_indices=return_indices)
+        y = out[0] if return_indices else out
+        assert y._ctx.index.dtype == (np.int64 if return_indices else np.uint8)  # what backward reads
+        if return_indices:
+            assert out[1].numpy().dtype == np.int64 and not out[1].requires_grad
+            np.testing.assert_array_equal(out[1].numpy(), index_ref)
+        np.testing.assert_array_equal(y.detach().numpy(), y_ref.astype(np.float32))
+        y.backward(dlcore.Tensor(g))
+        assert_close(x.grad.numpy(), grad_ref, what=f"max_pool2d op backward, return_indices={return_indices}")

@@ -63,18 +63,22 @@ def _check_input(op, x):
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}")
 
 
-def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, index="plane"):
     """(y, index): max over each window; index int64 = h*W + w of the max in its plane (first
-    on ties, a NaN wins; -1 for a window with no in-bounds element)."""
+    on ties, a NaN wins; -1 for a window with no in-bounds element). index as _C's: "plane" and
+    "window" both give the int64 plane index here (_C's uint8 window index has no CUDA kernel;
+    backward tells the kinds apart by dtype), "none" gives None."""
     op = "max_pool2d_forward"
     _check_input(op, x)
+    if index not in ("plane", "window", "none"):
+        raise ValueError(f'{op}: index must be "plane", "window" or "none", got "{index}"')
     g = _geometry(op, x.shape, kernel_size, stride, padding, dilation, bool(ceil_mode))
     x = contiguous(x)
     y = empty((g[0], g[1], g[4], g[5]), x.dtype, x.device)
-    index = empty((g[0], g[1], g[4], g[5]), _INT64, x.device)
+    plane_index = empty((g[0], g[1], g[4], g[5]), _INT64, x.device)
     if g[0]:
-        _C.cuda.max_pool2d_forward(x.ptr, y.ptr, index.ptr, DTYPE_CODE[x.dtype], g, bool(ceil_mode), x.device)
-    return y, index
+        _C.cuda.max_pool2d_forward(x.ptr, y.ptr, plane_index.ptr, DTYPE_CODE[x.dtype], g, bool(ceil_mode), x.device)
+    return y, (None if index == "none" else plane_index)
 
 
 def max_pool2d_backward(index, grad_y, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
