@@ -76,3 +76,13 @@ def test_a_zero_limit_turns_the_cache_off():
     env = dict(os.environ, DLCORE_HOST_CACHE_MB="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0", "300000.0"]
+
+
+def test_a_leaf_takes_a_kernel_gradient_without_a_copy():
+    """A kernel's output gradient on its own block becomes the leaf's .grad as is (autograd
+    copies only arrays that may share memory with another)."""
+    x = dlcore.from_numpy(np.random.default_rng(2).standard_normal(BIG).astype(np.float32))
+    x.requires_grad_(True)
+    dlcore.relu(x).sum().backward()
+    assert type(x.grad.numpy().base).__name__ == "PyCapsule"
+    np.testing.assert_array_equal(x.grad.numpy(), (x.detach().numpy() > 0).astype(np.float32))

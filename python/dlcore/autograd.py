@@ -143,12 +143,18 @@ def _sum(a, b):
     return lib(a).binary_forward(_C.BinaryOp.add, a, b)
 
 
+def _owns_memory(arr):
+    """Whether arr is the only array on its memory: NumPy-allocated, or a kernel output on a
+    host-cache block (its base is the block's capsule, never shared by two arrays)."""
+    return arr.flags.owndata or type(arr.base).__name__ == "PyCapsule"
+
+
 def _accumulate_leaf(t, g, fresh):
     """t.grad += g, never aliasing an array another tensor may still hold (a GPU gradient is
     always copied: a CudaArray does not know whether other views share its memory)."""
     arr = g._data
     if t.grad is None:
-        if id(arr) in fresh or type(arr) is not np.ndarray or not arr.flags.owndata or not arr.flags.c_contiguous:
+        if id(arr) in fresh or type(arr) is not np.ndarray or not _owns_memory(arr) or not arr.flags.c_contiguous:
             arr = arr.copy()
         fresh.add(id(arr))
         t.grad = Tensor(arr)
