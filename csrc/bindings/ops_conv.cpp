@@ -119,7 +119,7 @@ void check_grad_y(const char* op, const py::array& grad_y, const Conv2dShape& s)
 
 py::array conv2d_forward(const py::array& x, const py::array& w, const py::object& bias, const Pair& stride,
                          const Pair& padding, const Pair& dilation, int64_t groups,
-                         const std::string& algo) {
+                         const std::string& algo, bool relu) {
   constexpr const char* op = "conv2d_forward";
   const FloatType ft = float_type(op, "x", x);
   check_same_dtype(op, "x", x, "w", w);
@@ -127,6 +127,7 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const py::objec
   const Shape ws = checked_4d(op, "w", w, "(C_out, C/groups, KH, KW)");
   Conv2dShape s = conv_shape(op, xs, ws, stride, padding, dilation, groups);
   set_algo(op, algo, ConvDirection::kForward, ft, s);
+  s.relu = relu;
   const bool has_bias = !bias.is_none();
   py::array b;  // (C_out,) when has_bias
   if (has_bias) {
@@ -214,10 +215,11 @@ py::tuple conv2d_backward_weight(const py::array& x, const py::array& grad_y, co
 void bind_conv(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("w"), py::arg("bias").none(true),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("algo") = "auto",
+        py::arg("algo") = "auto", py::arg("relu") = false,
         "y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) "
-        "or None. stride, padding, dilation are (h, w) tuples. algo: 'auto' (the measured rule) or "
-        "'gemm', 'direct', 'winograd' to force one (ValueError where it cannot run).");
+        "or None, then max(y, 0) in the same pass when relu (NaN stays NaN). stride, padding, "
+        "dilation are (h, w) tuples. algo: 'auto' (the measured rule) or 'gemm', 'direct', "
+        "'winograd' to force one (ValueError where it cannot run).");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("w"), py::arg("grad_y"),
         py::arg("x_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("algo") = "auto",

@@ -67,6 +67,7 @@ struct Conv2dShape {
   int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int64_t groups;
   ConvAlgo algo = ConvAlgo::kAuto;
+  bool relu = false;  // forward only: y = max(conv + bias, 0) in the same pass (NaN stays NaN)
 };
 
 // pool2d geometry, NCHW. OH/OW are computed by the caller (floor or ceil mode).

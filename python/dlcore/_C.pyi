@@ -142,8 +142,9 @@ def conv2d_forward(
     dilation: tuple[int, int],
     groups: int,
     algo: str = "auto",
+    relu: bool = False,
 ) -> np.ndarray:
-    """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) or None. stride, padding, dilation are (h, w) tuples. algo: 'auto' (the measured rule) or 'gemm', 'direct', 'winograd' to force one (ValueError where it cannot run)."""
+    """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,) or None, then max(y, 0) in the same pass when relu (NaN stays NaN). stride, padding, dilation are (h, w) tuples. algo: 'auto' (the measured rule) or 'gemm', 'direct', 'winograd' to force one (ValueError where it cannot run)."""
 
 def cpu_brand() -> str: ...
 def cpu_isa() -> str:

@@ -33,6 +33,27 @@ CASES = {
     "direct_groups_dilation": (3, 4, 11, 9, 14, (3, 2), (1, 1), (2, 1), (2, 3), 2),
     "direct_backward_input": (3, 7, 9, 10, 6, (3, 3), (1, 1), (1, 0), (1, 2), 1),
     "direct_backward_weight": (2, 3, 30, 31, 13, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # The direct path's variants (csrc/cpu/ref/conv2d.cpp), each shape taking the one named
+    # (forced algo='direct' in test_conv2d_direct_variants; 'auto' on 2 threads where noted).
+    # Channels in vector (direct_cv.cpp), 16 channels per group: groups, padding, a last row
+    # tile of 1 row; forward and backward_weight under 'auto'.
+    "cv_groups_pad": (3, 4, 9, 11, 32, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+    # 20 channels: a partial channel block (20 of 32 lanes, 12 zero); 'auto' takes it too.
+    "cv_partial_block": (2, 3, 7, 7, 20, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+    # OW = 30: three column chunks of 10 per output row.
+    "cv_wide_rows": (2, 3, 6, 30, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    # 7x9 kernel: backward_weight tap tiles of 5 + 2 rows x 5 + 4 columns.
+    "cv_big_kernel": (2, 2, 9, 11, 16, (7, 9), (1, 1), (1, 2), (1, 1), 1),
+    # Pointwise (pointwise.cpp): P = 153 = 64 + 64 + 16 + a copied tail of 9; P = 96 = 64 + 32;
+    # backward_weight with 14 and 7 output channels (one partial vector).
+    "pointwise_tail": (2, 20, 9, 17, 14, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    "pointwise_no_tail": (2, 10, 8, 12, 7, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # 70 output channels: backward_weight's channel tiles of 64 + 6 (AVX-512 float), input
+    # channels in row blocks of 6 + 1.
+    "pointwise_many_out": (2, 7, 5, 9, 70, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # 300 input channels: forward sums them in two passes of at most 256 on AVX-512 (y and the
+    # copied tail of 5 columns carried between passes).
+    "pointwise_deep": (2, 300, 3, 7, 8, (1, 1), (1, 1), (0, 0), (1, 1), 1),
 }
 
 
@@ -166,6 +187,78 @@ def test_conv2d_vs_reference(isa, rng, name, dtype):
     gw2, gb2 = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, False)
     assert gb2 is None
     assert_close_reduction(gw2, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
+
+
+# Every shape the direct path takes (stride 1), forced: the wide variant, the channels-in-vector
+# one, pointwise, and the transposed conv of backward_input with its skipped padding rows.
+# (backward_input's direct path also needs padding <= (kernel - 1) * dilation.)
+DIRECT_CASES = [name for name, (*_, k, stride, pad, dil, _g) in CASES.items()
+                if stride == (1, 1) and all((k[i] - 1) * dil[i] >= pad[i] for i in (0, 1))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", DIRECT_CASES)
+def test_conv2d_direct_variants(isa, rng, name, dtype):
+    """algo='direct' (and 'gemm' on the same inputs) against the float64 oracle."""
+    case = CASES[name]
+    stride, padding, dilation, groups = geometry(case)
+    x, w, b, gy = make_inputs(rng, case, dtype)
+    c_out, cg, kh, kw = w.shape
+    n, _, oh, ow = gy.shape
+    for algo in ("direct", "gemm"):
+        what = f"{name} {isa} {np.dtype(dtype).name} algo={algo}"
+        y = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo=algo)
+        assert_close_reduction(
+            y, ref_forward(x, w, b, stride, padding, dilation, groups),
+            ref_forward(np.abs(x), np.abs(w), np.abs(b), stride, padding, dilation, groups),
+            cg * kh * kw + 1, dtype, what=f"conv2d_forward {what}")
+        gx = _C.conv2d_backward_input(w, gy, x.shape, stride, padding, dilation, groups, algo=algo)
+        assert_close_reduction(
+            gx, ref_backward_input(w, gy, x.shape, stride, padding, dilation, groups),
+            ref_backward_input(np.abs(w), np.abs(gy), x.shape, stride, padding, dilation, groups),
+            (c_out // groups) * kh * kw, dtype, what=f"conv2d_backward_input {what}")
+        gw, gb = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, True, algo=algo)
+        gw_ref, gb_ref = ref_backward_weight(x, gy, w.shape, stride, padding, dilation, groups)
+        gw_abs, gb_abs = ref_backward_weight(np.abs(x), np.abs(gy), w.shape, stride, padding, dilation, groups)
+        assert_close_reduction(gw, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
+        assert_close_reduction(gb, gb_ref, gb_abs, n * oh * ow, dtype, what=f"conv2d grad_bias {what}")
+
+
+@pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block",
+                                  "cv_wide_rows", "cv_big_kernel", "pointwise_tail", "pointwise_no_tail",
+                                  "pointwise_many_out", "pointwise_deep", "pointwise_groups",
+                                  "direct_groups_dilation"])
+def test_conv2d_direct_integer_exact(isa, rng, threads, name):
+    """Small integers, algo='direct' at 1 and 4 threads: bitwise equal to the oracle (an indexing
+    slip in a variant's tiles, edges or transposes shows here even when it hides in rounding)."""
+    case = CASES[name]
+    stride, padding, dilation, groups = geometry(case)
+    x, w, b, gy = make_inputs(rng, case, np.float32, integer=True)
+    np.testing.assert_array_equal(
+        _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo="direct"),
+        ref_forward(x, w, b, stride, padding, dilation, groups))
+    np.testing.assert_array_equal(
+        _C.conv2d_backward_input(w, gy, x.shape, stride, padding, dilation, groups, algo="direct"),
+        ref_backward_input(w, gy, x.shape, stride, padding, dilation, groups))
+    gw, gb = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, True, algo="direct")
+    gw_ref, gb_ref = ref_backward_weight(x, gy, w.shape, stride, padding, dilation, groups)
+    np.testing.assert_array_equal(gw, gw_ref)
+    np.testing.assert_array_equal(gb, gb_ref)
+
+
+@pytest.mark.parametrize("algo", ["direct", "gemm"])
+@pytest.mark.parametrize("name", ["lenet_conv1", "lenet_conv2", "cv_partial_block", "pointwise_tail", "pointwise_deep",
+                                  "direct_groups_dilation"])
+def test_conv2d_relu_epilogue(isa, rng, name, algo):
+    """relu=True is exactly relu of the plain forward on each path (NaN kept, no -0), float32."""
+    case = CASES[name]
+    stride, padding, dilation, groups = geometry(case)
+    x, w, b, _ = make_inputs(rng, case, np.float32)
+    x[0, 0, x.shape[2] // 2, x.shape[3] // 2] = np.nan
+    plain = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo=algo)
+    fused = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo=algo, relu=True)
+    np.testing.assert_array_equal(fused, np.where(plain <= 0, np.float32(0), plain))
+    assert np.isnan(fused).any() and not np.signbit(fused[fused == 0]).any()
 
 
 INTEGER_CASES = ["lenet_conv2", "stride3_mixed", "dilation2_groups2", "depthwise_x2_stride2", "pointwise_groups",

@@ -135,6 +135,7 @@ constexpr int64_t kRowBlock = 8 * MR;                // output channels per M pa
 struct Geo {
   int64_t N, C, H, W, K, OH, OW, ph, pw;
   int64_t TH, TW, tiles;  // tile rows / columns per image, tiles over all images
+  bool relu = false;      // the output transform stores max(Y, 0) (forward's fused epilogue)
 };
 
 Geo make_geo(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH, int64_t OW,
@@ -287,7 +288,8 @@ void pack_weights(const Geo& g, const float* w, bool flip, float* U) {
   }
 }
 
-// Y = A^T M A + bias for output channels [co0, co0 + rows) of tiles [t0, t0 + nb):
+// Y = A^T M A + bias (then max(Y, 0) when g.relu) for output channels [co0, co0 + rows) of
+// tiles [t0, t0 + nb):
 // M (16, kRowBlock, kBlock). Per channel, all kBlock columns (a fixed trip count) are
 // transformed into two interleaved output rows Y0, Y1 (2 * kBlock each), then each run of
 // tiles is one memcpy per output row. scratch: 4 * kBlock floats.
@@ -312,6 +314,10 @@ void output_transform(const Geo& g, const float* M, int64_t co0, int64_t rows, i
       Y0[2 * k + 1] = s[0] + s[1] + s[2] + b;
       Y1[2 * k] = a[1] - a[2] - a[3] + b;
       Y1[2 * k + 1] = s[1] - s[2] - s[3] + b;
+    }
+    if (g.relu) {
+#pragma omp simd
+      for (int64_t k = 0; k < 4 * kBlock; ++k) scratch[k] = scratch[k] <= 0.f ? 0.f : scratch[k];
     }
     for_tile_runs(g, t0, nb, [&](int64_t n, int64_t th, int64_t tw, int64_t j, int64_t len) {
       const int64_t oh = 2 * th, ow = 2 * tw;
@@ -418,7 +424,8 @@ void grad_output_transform(const Geo& g, const float* grad_y, int64_t t0, int64_
 void winograd_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                       float* y) {
   // x (N, C, H, W), w (C_out, C, 3, 3), bias (C_out) or null, y (N, C_out, OH, OW)
-  const Geo g = make_geo(s.N, s.C, s.H, s.W, s.C_out, s.OH, s.OW, s.pad_h, s.pad_w);
+  Geo g = make_geo(s.N, s.C, s.H, s.W, s.C_out, s.OH, s.OW, s.pad_h, s.pad_w);
+  g.relu = s.relu;
   AlignedBuffer U(16 * g.C * ((g.K + MR - 1) / MR * MR));
   pack_weights(g, w, false, U.data);
   forward_tiles(g, x, U.data, bias, y);

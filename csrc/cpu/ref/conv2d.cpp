@@ -1,6 +1,8 @@
 // conv2d_forward, conv2d_backward_input, conv2d_backward_weight: NCHW convolution with any
-// stride, padding, dilation and groups: a direct path for stride 1 and few channels, otherwise
-// this ISA's gemm over explicit im2col / col2im.
+// stride, padding, dilation and groups: a direct path (three variants) for stride 1 and short
+// reductions, Winograd where csrc/cpu/conv/winograd.cpp prefers it, otherwise this ISA's gemm
+// over explicit im2col / col2im. This file holds the entry points, the rule and two of the
+// paths (gemm, wide direct); csrc/cpu/conv/direct_cv.cpp and pointwise.cpp the other variants.
 //
 // Math, with G groups, Cg = C / G, Cog = C_out / G and g = co / Cog:
 //   y[n, co, oh, ow] = bias[co] + sum_{c < Cg, kh, kw} w[co, c, kh, kw]
@@ -13,38 +15,69 @@
 // col[n] is (C*KH*KW, P): row (c, kh, kw), column (oh, ow) holds x[n, c, ih, iw], or 0 where
 // (ih, iw) falls in the padding.
 //
-// Direct path (stride 1, Kc <= 512, Cog >= 6, whole images per thread): col is never built.
-// The image is copied once into its zero-padded frame xp (C, Hp, Wp); at the wide index
-// q = oh*Wp + ow, tap (c, kh, kw) reads xp[c*Hp*Wp + kh*dh*Wp + kw*dw + q], so a run of
-// consecutive q is one contiguous run of xp (the row of col, shifted). A register tile of
-// 6 channels x 2 vectors of q sums the taps in order; columns ow >= OW of the wide output are
-// computed and dropped. backward_input at stride 1 is this forward conv of grad_y padded by
-// (K-1)*dil - pad with the weights flipped and transposed per group. backward_weight takes it
-// only while the dropped columns cost under a quarter of P (LeNet conv1, not conv2): it dots
-// zero-filled wide grad_y rows with the shifted xp runs, in per-lane partial sums kept across
-// images. Where x or w hold inf or NaN, the zero padding / zero-filled columns multiplied in
-// can turn an inf result into NaN or spread a NaN to more entries than the gemm path does.
+// Direct path (stride 1): col is never built. backward_input at stride 1 is the forward conv of
+// grad_y padded by (K-1)*dil - pad with the weights flipped and transposed per group, so every
+// forward variant serves it too. Three variants, picked inside algo 'direct':
+// * wide (here): the image is copied once into its zero-padded frame xp (C, Hp, Wp); at the
+//   wide index q = oh*Wp + ow, tap (c, kh, kw) reads xp[c*Hp*Wp + kh*dh*Wp + kw*dw + q], so a
+//   run of consecutive q is one contiguous run of xp (the row of col, shifted). A register tile
+//   of 6 channels x 2 vectors of q sums the taps (kh-major order) in order; columns ow >= OW of
+//   the wide output are computed and dropped, and a tile skips the kh whose padded rows are all
+//   padding for its output rows (half the taps of LeNet conv2's backward_input, 0.75 -> 0.61
+//   ms). backward_weight dots zero-filled wide grad_y rows with the shifted xp runs, in
+//   per-lane partial sums kept across images.
+// * channels in vector (direct_cv.cpp; dilation 1): output channels across the lanes, output
+//   positions (forward) or taps (backward_weight) as broadcasts: no junk positions, Cog rounded
+//   up to the vector instead of 6.
+// * pointwise (pointwise.cpp; 1x1, no padding): w @ x[n] with x[n] read in place, not packed;
+//   backward_weight sums x[n] rows times grad_y[n]^T rows, again without packing x.
+// Which one: pointwise whenever it fits; else channels-in-vector where it fits and its share of
+// useful lanes, Cog / (Cog rounded up to V), beats the wide one's, P/Qpad * Cog/(6*nblk)
+// (LeNet conv2 forward: 1.0 vs 0.56; its backward_input, 6 output channels: 0.375 vs 0.77;
+// LeNet conv1, 6 channels: 0.375 vs 0.875); else wide.
+// Where x or w hold inf or NaN, the zero padding / zero-filled columns multiplied in can turn
+// an inf result into NaN or spread a NaN to more entries than the gemm path does.
 // Otherwise im2col + gemm: the G groups of one image are one batched gemm call; a 1x1 stride-1
 // unpadded conv skips im2col (x[n] (C, H*W) already is col[n]).
+//
+// The rule for algo 'auto' (choose_algo): a forced algorithm runs as asked; else Winograd where
+// winograd_preferred() says; else direct where the direction's test says, else gemm:
+//   forward          use_direct (stride 1, not 1x1-unpadded, Kc <= 512, Cog >= 6, N >= threads)
+//                    or use_pointwise (1x1 unpadded, Cog <= Cg, N >= threads);
+//   backward_input   use_direct of the transposed problem (padding >= 0 there), so never 1x1;
+//   backward_weight  use_direct and (channels-in-vector, or the wide junk under a quarter of P),
+//                    or pointwise with Cog >= 16 and N >= threads.
+// Measured behind it (float32, AVX-512, 1 thread, ms, min of 3 alternating runs of 5, on the
+// shared 2-core VM; before = this file at the start of issue 4, gemm = algo='gemm'):
+//   LeNet conv2 (64, 6->16, 14x14, k5): forward 0.548 (wide) -> 0.306 (channels in vector;
+//   gemm 0.99); backward_input 0.749 -> 0.614 (wide, kh skipped; gemm 0.86); backward_weight
+//   1.034 (gemm) -> 0.327 (channels in vector).
+//   conv1x1_28 (32, 256->64, 28x28): forward 10.13 (gemm) -> 9.64 (pointwise); backward_input
+//   stays gemm (8.7-9.2; pointwise 10.6); backward_weight 10.84 (gemm) -> 8.64 (pointwise).
+//   LeNet conv1 (64, 1->6, 32x32, k5), all three directions: unchanged (wide / gemm).
 //
 // Threads: with at least as many images as OpenMP threads, each thread takes whole images with
 // its own scratch (one block allocated before the parallel region, so a failed allocation
 // raises instead of terminating); the gemm inside runs single-threaded (it checks
-// omp_in_parallel). backward_weight gives each thread a private grad_w (or lane partial sums),
+// omp_in_parallel). backward_weight gives each thread a private grad_w (or partial sums),
 // summed in thread order at the end (deterministic for a given thread count). With fewer images
 // than threads (N == 1 at inference), images run in turn and im2col/col2im and the gemm
-// parallelise instead.
+// parallelise instead (a forced 'direct' still splits the images, leaving threads idle).
 //
 // Layout and preconditions (checked in csrc/bindings/ops_conv.cpp): all tensors C-contiguous;
 // every size >= 1; C and C_out divisible by groups; OH, OW as in kernel_args.h and >= 1.
-// Every output (y, grad_x, grad_w, grad_bias) is overwritten.
+// Every output (y, grad_x, grad_w, grad_bias) is overwritten. With s.relu, forward stores
+// v <= 0 ? 0 : v of conv + bias (NaN stays NaN, -0 becomes 0) in the pass that writes y, on
+// every path here (gemm: with the bias pass; wide: the row copy; channels in vector: the
+// transpose; pointwise: the last channel block's tile store); Winograd does its own.
 //
 // Tested: pytest tests/kernels/test_conv_kernels.py (NumPy float64 oracle on every ISA, float32
-// and float64, integer-exact cases at 1 and 4 threads, cases for each direct-path kernel).
-// Measured (float32, AVX-512, 2 threads, batch 64, us, gemm path -> direct path): LeNet conv1
-// forward 313 -> 125, backward_weight 584 -> 260; conv2 forward 559 -> 278, backward_input
-// 532 -> 380; conv2 backward_weight stays on the gemm path (direct measured 650 vs 620).
-// Bound: 2*N*C_out*Kc*P flops (direct: Qpad/P more, the dropped columns).
+// and float64, integer-exact cases at 1 and 4 threads, every stride-1 case with algo='direct'
+// and 'gemm' forced, cases that take each direct variant and its edge tiles).
+// Timed: per direction with algo forced, alternating builds; vs torch (PYTHONPATH=python):
+//   python3 bench/bench_conv.py --cases lenet_c1,lenet_c3,lenet_c1_b256,conv1x1_28
+// Bound: 2*N*C_out*Kc*P flops (wide: Qpad/P more, the dropped columns; channels in vector:
+// the unused lanes of the last channel block).
 #include <omp.h>
 
 #include <algorithm>
@@ -53,7 +86,13 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "core/conv_algo.h"
+#include "cpu/conv/direct_cv.h"
+#include "cpu/conv/pointwise.h"
 #include "cpu/conv/winograd.h"
 #include "cpu/kernels.h"
 
@@ -165,7 +204,14 @@ void col2im(const Conv2dShape& s, const ConvDims& d, const T* __restrict col, T*
   }
 }
 
-// y_n (C_out, OH, OW) := conv of one image x_n (C, H, W); col is scratch (G*Kc, P).
+// The fused epilogue of forward when s.relu: v <= 0 ? 0 : v, so NaN stays NaN and -0 becomes 0.
+template <class T>
+T relu_of(T v) {
+  return v <= T(0) ? T(0) : v;
+}
+
+// y_n (C_out, OH, OW) := conv of one image x_n (C, H, W) (+ bias, then relu when s.relu); col
+// is scratch (G*Kc, P).
 template <class T>
 void forward_image(const Conv2dShape& s, const ConvDims& d, const T* x_n, const T* w,
                    const T* bias, T* y_n, T* col, bool parallel) {
@@ -181,11 +227,15 @@ void forward_image(const Conv2dShape& s, const ConvDims& d, const T* x_n, const 
   a.C = y_n;  a.ldc = d.P;   // (Cog, P) per group
   a.batch = d.G; a.stride_a = d.Cog * d.Kc; a.stride_b = d.Kc * d.P; a.stride_c = d.Cog * d.P;
   gemm<T>(a);
-  if (bias) {
+  if (bias || s.relu) {
     for (int64_t co = 0; co < s.C_out; ++co) {
       T* __restrict y_row = y_n + co * d.P;  // (P)
-      const T b = bias[co];
-      for (int64_t p = 0; p < d.P; ++p) y_row[p] += b;
+      const T b = bias ? bias[co] : T(0);
+      if (s.relu) {
+        for (int64_t p = 0; p < d.P; ++p) y_row[p] = relu_of(y_row[p] + b);
+      } else {
+        for (int64_t p = 0; p < d.P; ++p) y_row[p] += b;
+      }
     }
   }
 }
@@ -275,6 +325,10 @@ struct DirectPlan {
   // vector's out-of-line growth code would be a weak symbol shared across ISA copies
   // (cmake/check_isa_symbols.py).
   std::unique_ptr<int64_t[]> off;
+  // The same taps in the forward kernel's order, kh outermost: t = (kh*Cg + c)*KW + kw, so the
+  // taps of a range of kh are one contiguous run (a tile skips the kh whose rows are all
+  // padding). fwd_off[t] is the offset of tap t, fwd_src[t] its index (c*KH + kh)*KW + kw.
+  std::unique_ptr<int64_t[]> fwd_off, fwd_src;
 };
 
 template <class T>
@@ -294,6 +348,15 @@ DirectPlan direct_plan(const Conv2dShape& s, const ConvDims& d) {
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw)
         p.off[(c * s.KH + kh) * s.KW + kw] = c * p.plane + kh * s.dil_h * p.Wp + kw * s.dil_w;
+  p.fwd_off.reset(new int64_t[d.Kc]);
+  p.fwd_src.reset(new int64_t[d.Kc]);
+  for (int64_t kh = 0; kh < s.KH; ++kh)
+    for (int64_t c = 0; c < d.Cg; ++c)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const int64_t t = (kh * d.Cg + c) * s.KW + kw, src = (c * s.KH + kh) * s.KW + kw;
+        p.fwd_src[t] = src;
+        p.fwd_off[t] = p.off[src];
+      }
   return p;
 }
 
@@ -303,6 +366,28 @@ template <class T>
 bool use_direct(const Conv2dShape& s, const ConvDims& d) {
   return !d.direct && s.stride_h == 1 && s.stride_w == 1 && d.Kc <= kDirectMaxKc &&
          d.Cog >= DirectTile<T>::MR && parallel_over_images(s);
+}
+
+// Pointwise forward reading x in place beats the gemm (which packs x[n] for C_out / groups
+// multiply-adds per element) where that is at most the channels it sums over: conv1x1_28
+// (256 -> 64) 9.4 vs 10.2 ms; the other way round (64 -> 256, its backward_input) the gemm
+// measured faster, 9.2 vs 10.6 ms (1 thread).
+bool use_pointwise(const Conv2dShape& s, const ConvDims& d) {
+  return pointwise_fits(s) && d.Cog <= d.Cg && parallel_over_images(s);
+}
+
+// Share of the lanes the wide variant spends on output: P of Qpad positions, Cog of nblk*MR rows.
+template <class T>
+double wide_lane_use(const ConvDims& d, const DirectPlan& p) {
+  return static_cast<double>(d.P) / static_cast<double>(p.Qpad) * static_cast<double>(d.Cog) /
+         static_cast<double>(p.nblk * DirectTile<T>::MR);
+}
+
+// Inside the direct path: the channels-in-vector variant where it fits (dilation 1) and wastes
+// fewer lanes than the wide one (LeNet conv2: 1.0 vs 0.56; conv1's 6 channels: 0.375 vs 0.875).
+template <class T>
+bool use_cv(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p) {
+  return cv_fits(s) && cv_lane_use<T>(s) > wide_lane_use<T>(d, p);
 }
 
 // The algorithm for direction `dir`: the forced one, else Winograd where it fits and measured
@@ -315,8 +400,9 @@ ConvAlgo choose_algo(const Conv2dShape& s, ConvDirection dir, bool direct_wins) 
   return direct_wins ? ConvAlgo::kDirect : ConvAlgo::kGemm;
 }
 
-// packed (G, nblk, Kc, MR) := weight(g, row, t) for row < Cog, zero for the rows past Cog of
-// the last block: MR consecutive values per tap, as the micro-kernel broadcasts them.
+// packed (G, nblk, Kc, MR) := weight(g, row, fwd_src[t]) for row < Cog, zero for the rows past
+// Cog of the last block: MR consecutive values per tap (in fwd_off's kh-major order), as the
+// micro-kernel broadcasts them.
 template <class T, class Weight>
 std::unique_ptr<T[]> pack_weights(const ConvDims& d, const DirectPlan& p, Weight weight) {
   constexpr int MR = DirectTile<T>::MR;
@@ -327,17 +413,19 @@ std::unique_ptr<T[]> pack_weights(const ConvDims& d, const DirectPlan& p, Weight
       for (int64_t t = 0; t < d.Kc; ++t)
         for (int i = 0; i < MR; ++i) {
           const int64_t row = blk * MR + i;
-          panel[t * MR + i] = row < d.Cog ? weight(g, row, t) : T(0);
+          panel[t * MR + i] = row < d.Cog ? weight(g, row, p.fwd_src[t]) : T(0);
         }
     }
   return packed;
 }
 
-// xp (C, Hp, Wp) := x_n (C, H, W) surrounded by its zero padding; the slack past C*plane is 0.
+// xp (C, Hp, Wp) := x_n (C, H, W) surrounded by its zero padding. Only the interior is
+// written: the caller zeroes xp (borders and the slack past C*plane) once per thread, not per
+// image (the fill had been ~2x the copy: 5.2K of 6.8K writes per image for LeNet conv2's
+// backward_input).
 template <class T>
 void pad_image(const Conv2dShape& s, const DirectPlan& p, const T* __restrict x_n,
                T* __restrict xp) {
-  std::fill(xp, xp + p.xp_size, T(0));
   for (int64_t c = 0; c < s.C; ++c)
     for (int64_t h = 0; h < s.H; ++h) {
       const T* __restrict src = x_n + (c * s.H + h) * s.W;                       // (W)
@@ -367,6 +455,32 @@ void direct_tile(int64_t taps, const int64_t* __restrict off, const T* __restric
   }
 }
 
+// dst[0, n) := src[0, n) + b, then relu_of when relu. Plain loops left a scalar remainder (and
+// an alias check) per output row that cost ~15 % of LeNet conv1's forward (rows of 28);
+// AVX-512 float masks it.
+template <class T>
+void copy_row_plus(const T* __restrict src, int64_t n, T b, bool relu, T* __restrict dst) {
+  if (relu) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = relu_of(src[i] + b);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i] + b;
+  }
+}
+#if defined(__AVX512F__)
+template <>
+void copy_row_plus<float>(const float* __restrict src, int64_t n, float b, bool relu,
+                          float* __restrict dst) {
+  const __m512 vb = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k =
+        n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, src + i), vb);
+    if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
+    _mm512_mask_storeu_ps(dst + i, k, v);
+  }
+}
+#endif
+
 // y_n (C_out, OH, OW) := conv of one image x_n (C, H, W) (+ bias) on the direct path.
 // packed (G, nblk, Kc, MR) from pack_weights; xp (xp_size) and yw (C_out, Qpad) are scratch.
 template <class T>
@@ -380,20 +494,21 @@ void forward_image_direct(const Conv2dShape& s, const ConvDims& d, const DirectP
       const T* xg = xp + g * d.Cg * p.plane;                 // (Cg, Hp, Wp) of group g
       T* out = yw + (g * d.Cog + blk * MR) * p.Qpad;         // (m, Qpad)
       const int64_t m = std::min<int64_t>(MR, d.Cog - blk * MR);
-      for (int64_t q0 = 0; q0 < p.Qpad; q0 += NR)
-        direct_tile(d.Kc, p.off.get(), a, xg + q0, out + q0, p.Qpad, m);
+      for (int64_t q0 = 0; q0 < p.Qpad; q0 += NR) {
+        // Only the kh whose padded rows oh + kh*dh meet x for some output row oh of the tile;
+        // the others multiply zero padding (half the taps of LeNet conv2's backward_input).
+        const int64_t r0 = q0 / p.Wp, r1 = std::min(s.OH - 1, (q0 + NR - 1) / p.Wp);
+        const int64_t kh_lo = std::max<int64_t>(0, ceil_div(s.pad_h - r1, s.dil_h));
+        const int64_t kh_hi =
+            std::max(kh_lo, std::min(s.KH, (s.pad_h + s.H - 1 - r0) / s.dil_h + 1));
+        const int64_t t0 = kh_lo * d.Cg * s.KW, t1 = kh_hi * d.Cg * s.KW;
+        direct_tile(t1 - t0, p.fwd_off.get() + t0, a + t0 * MR, xg + q0, out + q0, p.Qpad, m);
+      }
     }
   for (int64_t co = 0; co < s.C_out; ++co) {
     const T b = bias ? bias[co] : T(0);
-    for (int64_t oh = 0; oh < s.OH; ++oh) {
-      const T* __restrict src = yw + co * p.Qpad + oh * p.Wp;  // (OW)
-      T* __restrict dst = y_n + (co * s.OH + oh) * s.OW;       // (OW)
-      if (bias) {
-        for (int64_t ow = 0; ow < s.OW; ++ow) dst[ow] = src[ow] + b;
-      } else {
-        std::copy(src, src + s.OW, dst);
-      }
-    }
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      copy_row_plus(yw + co * p.Qpad + oh * p.Wp, s.OW, b, s.relu, y_n + (co * s.OH + oh) * s.OW);
   }
 }
 
@@ -408,6 +523,7 @@ void forward_direct(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p
   {
     T* xp = scratch.get() + omp_get_thread_num() * per_thread;  // (xp_size)
     T* yw = xp + p.xp_size;                                     // (C_out, Qpad)
+    std::fill(xp, xp + p.xp_size, T(0));                        // borders stay 0
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
       forward_image_direct(s, d, p, x + n * s.C * d.HW, packed, bias, y + n * s.C_out * d.P, xp,
@@ -478,7 +594,7 @@ void backward_weight_direct(const Conv2dShape& s, const ConvDims& d, const Direc
     T* xp = scratch.get() + omp_get_thread_num() * per_thread;  // (xp_size)
     T* gyw = xp + p.xp_size;                                    // (C_out, Qpad)
     T* part = gyw + s.C_out * p.Qpad;                           // (C_out, Kc, L)
-    std::fill(gyw, gyw + s.C_out * p.Qpad + w_size * L, T(0));  // junk of gyw stays 0
+    std::fill(xp, xp + per_thread, T(0));  // borders of xp and junk of gyw stay 0
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
       pad_image(s, p, x + n * s.C * d.HW, xp);
@@ -513,13 +629,22 @@ template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   // x (N, C, H, W), w (C_out, Cg, KH, KW), bias (C_out) or null, y (N, C_out, OH, OW)
   const ConvDims d = dims_of(s);
-  const ConvAlgo algo = choose_algo<T>(s, ConvDirection::kForward, use_direct<T>(s, d));
+  const ConvAlgo algo = choose_algo<T>(s, ConvDirection::kForward,
+                                       use_direct<T>(s, d) || use_pointwise(s, d));
   if (algo == ConvAlgo::kWinograd) {
     if constexpr (std::is_same_v<T, float>) winograd_forward(s, x, w, bias, y);
     return;
   }
   if (algo == ConvAlgo::kDirect) {
+    if (pointwise_fits(s)) {
+      pointwise_forward(s, x, w, bias, y);
+      return;
+    }
     const DirectPlan p = direct_plan<T>(s, d);
+    if (use_cv<T>(s, d, p)) {
+      cv_forward(s, x, w, bias, y);
+      return;
+    }
     const auto packed = pack_weights<T>(d, p, [&](int64_t g, int64_t row, int64_t t) {
       return w[(g * d.Cog + row) * d.Kc + t];
     });
@@ -563,9 +688,31 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
     if constexpr (std::is_same_v<T, float>) winograd_backward_input(s, w, grad_y, grad_x);
     return;
   }
+  if (algo == ConvAlgo::kDirect && pointwise_fits(st)) {
+    // wt (C, Cog) per group: w transposed per group.
+    std::unique_ptr<T[]> wt(new T[s.C * d.Cog]);
+    for (int64_t g = 0; g < d.G; ++g)
+      for (int64_t c = 0; c < d.Cg; ++c)
+        for (int64_t co = 0; co < d.Cog; ++co)
+          wt[(g * d.Cg + c) * d.Cog + co] = w[(g * d.Cog + co) * d.Cg + c];
+    pointwise_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
+    return;
+  }
   if (algo == ConvAlgo::kDirect) {
     const DirectPlan p = direct_plan<T>(st, dt);
     const int64_t taps = s.KH * s.KW;
+    if (use_cv<T>(st, dt, p)) {
+      // wt (C, Cog, KH, KW) per group: w transposed per group and flipped in (kh, kw).
+      std::unique_ptr<T[]> wt(new T[s.C * d.Cog * taps]);
+      for (int64_t g = 0; g < d.G; ++g)
+        for (int64_t c = 0; c < d.Cg; ++c)
+          for (int64_t co = 0; co < d.Cog; ++co)
+            for (int64_t k = 0; k < taps; ++k)
+              wt[((g * d.Cg + c) * d.Cog + co) * taps + k] =
+                  w[((g * d.Cog + co) * d.Cg + c) * taps + taps - 1 - k];
+      cv_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
+      return;
+    }
     const auto packed = pack_weights<T>(dt, p, [&](int64_t g, int64_t c, int64_t t) {
       const int64_t co = t / taps, k = taps - 1 - t % taps;  // k: tap (KH-1-kh, KW-1-kw)
       return w[((g * d.Cog + co) * d.Cg + c) * taps + k];
@@ -601,14 +748,23 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
   const int64_t w_size = s.C_out * d.Kc;
   const bool over_images = parallel_over_images(s);
 
-  // The direct backward_weight multiplies the junk positions too and, unlike forward, pays
-  // for them in every image: measured slower than the gemm path once they exceed a quarter of
-  // P (LeNet conv2: Qpad 160 for P 100).
+  // The wide backward_weight multiplies the junk positions too and, unlike forward, pays for
+  // them in every image: measured slower than the gemm path once they exceed a quarter of P
+  // (LeNet conv2: Qpad 160 for P 100), where channels in vector runs instead (1.03 -> 0.33
+  // ms). Pointwise: x[n] read in place instead of transposed into gemm panels, conv1x1_28
+  // 10.8 -> 8.6 ms (1 thread); kept to >= 16 output channels per group (a zmm of them).
   const DirectPlan p = direct_plan<T>(s, d);
-  const ConvAlgo algo =
-      choose_algo<T>(s, ConvDirection::kBackwardWeight, use_direct<T>(s, d) && 4 * p.Qpad <= 5 * d.P);
+  const bool cv = use_cv<T>(s, d, p);
+  const bool pointwise = pointwise_fits(s) && d.Cog >= 16 && over_images;
+  const ConvAlgo algo = choose_algo<T>(
+      s, ConvDirection::kBackwardWeight,
+      pointwise || (use_direct<T>(s, d) && (cv || 4 * p.Qpad <= 5 * d.P)));
   if (algo == ConvAlgo::kWinograd) {
     if constexpr (std::is_same_v<T, float>) winograd_backward_weight(s, x, grad_y, grad_w);
+  } else if (algo == ConvAlgo::kDirect && pointwise_fits(s)) {
+    pointwise_backward_weight(s, x, grad_y, grad_w);
+  } else if (algo == ConvAlgo::kDirect && cv) {
+    cv_backward_weight(s, x, grad_y, grad_w);
   } else if (algo == ConvAlgo::kDirect) {
     backward_weight_direct(s, d, p, x, grad_y, grad_w);
   } else if (!over_images) {

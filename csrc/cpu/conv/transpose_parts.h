@@ -1,0 +1,104 @@
+// Block transposes between channel rows (C, P) and position-major (P, ld) for the direct
+// conv2d kernels that keep channels in the vector lanes (direct_cv.cpp, pointwise.cpp).
+// Included per ISA copy: the AVX-512 float versions use 16 x 16 register transposes (ld >= 16),
+// the rest are plain loops. Tested through those kernels (tests/kernels/test_conv_kernels.py).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace dlcore::cpu::DLCORE_ISA {
+
+// y[l*P + p] := yb[p*ld + l] (+ bias[l]) for l < m, p < P, then v <= 0 ? 0 : v when relu (NaN
+// stays NaN): a block of channels from position-major (P, ld) to channel rows (m, P). Scalar in
+// general; AVX-512 float (ld >= 16) transposes 16 x 16 blocks in registers (a scalar scatter
+// had cost 15 % of LeNet conv2's forward).
+template <class T>
+void store_transposed(const T* __restrict yb, int64_t P, int64_t m, const T* bias, bool relu,
+                      T* __restrict y, int64_t ld) {
+  for (int64_t l = 0; l < m; ++l) {
+    const T b = bias ? bias[l] : T(0);
+    for (int64_t p = 0; p < P; ++p) {
+      const T v = yb[p * ld + l] + b;
+      y[l * P + p] = relu && v <= T(0) ? T(0) : v;
+    }
+  }
+}
+// yb[p*ld + l] := g[l*P + p] for l < m <= 16, p < P (columns m .. 15 left as they are, or
+// zeroed by the AVX-512 float version, which writes 16 columns): channel rows (m, P) to
+// position-major, the inverse of store_transposed.
+template <class T>
+void load_transposed(const T* __restrict g, int64_t P, int64_t m, T* __restrict yb, int64_t ld) {
+  for (int64_t l = 0; l < m; ++l)
+    for (int64_t p = 0; p < P; ++p) yb[p * ld + l] = g[l * P + p];
+}
+
+#if defined(__AVX512F__)
+// GCC 12's unpack/shuffle intrinsics pass _mm512_undefined_ps() (`__m512 __Y = __Y;`) as the
+// unused merge source, which -Wmaybe-uninitialized reports once inlined here: a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// r[i] := column i of the 16 x 16 block whose rows are r[0..15].
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16], v[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      v[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+      v[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xDD);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0xDD);
+  }
+}
+
+template <>
+inline void store_transposed<float>(const float* __restrict yb, int64_t P, int64_t m,
+                                    const float* bias, bool relu, float* __restrict y,
+                                    int64_t ld) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t p0 = 0; p0 < P; p0 += 16) {
+    const int64_t n = std::min<int64_t>(16, P - p0);
+    const __mmask16 k = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < n ? _mm512_loadu_ps(yb + (p0 + i) * ld) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t l = 0; l < m; ++l) {
+      __m512 v = _mm512_add_ps(r[l], _mm512_set1_ps(bias ? bias[l] : 0.0f));
+      if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), zero);
+      _mm512_mask_storeu_ps(y + l * P + p0, k, v);
+    }
+  }
+}
+
+template <>
+inline void load_transposed<float>(const float* __restrict g, int64_t P, int64_t m,
+                                   float* __restrict yb, int64_t ld) {
+  for (int64_t p0 = 0; p0 < P; p0 += 16) {
+    const int64_t n = std::min<int64_t>(16, P - p0);
+    const __mmask16 k = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < m ? _mm512_maskz_loadu_ps(k, g + i * P + p0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t i = 0; i < n; ++i) _mm512_storeu_ps(yb + (p0 + i) * ld, r[i]);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace dlcore::cpu::DLCORE_ISA
