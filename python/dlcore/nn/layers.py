@@ -8,6 +8,7 @@ import numpy as np
 from dlcore import creation, dtypes, ops
 from dlcore.nn import init
 from dlcore.nn.module import Module, Parameter
+from dlcore.ops.conv import conv2d_relu
 
 
 def _empty(shape, dtype):
@@ -125,6 +126,10 @@ class Conv2d(Module):
 
     def forward(self, x):
         return ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def forward_relu(self, x):
+        """relu(self(x)) in one convolution pass (what nn.Sequential runs for Conv2d, ReLU)."""
+        return conv2d_relu(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -393,8 +393,17 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        # A Conv2d followed by a ReLU (both exactly those classes, so no overridden forward is
+        # skipped) runs as one convolution with the ReLU fused into its output pass.
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _conv_then_relu(modules[i], modules[i + 1]):
+                x = modules[i].forward_relu(x)
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x
 
     def __len__(self):
@@ -450,3 +459,9 @@ def _index(idx, n):
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range for a container of {n} modules")
     return idx % n
+
+
+def _conv_then_relu(first, second):
+    from dlcore.nn.layers import Conv2d, ReLU  # layers imports this module
+
+    return type(first) is Conv2d and type(second) is ReLU

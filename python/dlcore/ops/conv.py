@@ -1,4 +1,5 @@
 """conv2d (NCHW) on the _C.conv2d_* kernels: forward, backward_input, backward_weight."""
+from dlcore import _C
 from dlcore.autograd import Function
 from dlcore.ops._util import contig, lib
 from dlcore.tensor import Tensor
@@ -14,18 +15,28 @@ def pair(op, name, v):
 
 
 class Conv2d(Function):
+    """y = conv2d(x, weight) + bias, and with relu=True max(y, 0) in the same kernel pass (the
+    fused epilogue nn.Sequential uses for a Conv2d followed by a ReLU)."""
+
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=False):
         xa, wa = contig(x._data), contig(weight._data)
         ba = contig(bias._data) if bias is not None else None
-        y = lib(xa).conv2d_forward(xa, wa, ba, stride, padding, dilation, groups)
+        kernels = lib(xa)
+        if relu:
+            y = kernels.conv2d_forward(xa, wa, ba, stride, padding, dilation, groups, relu=True)
+        else:
+            y = kernels.conv2d_forward(xa, wa, ba, stride, padding, dilation, groups)
         ctx.x, ctx.w, ctx.geometry = xa, wa, (stride, padding, dilation, groups)
+        ctx.y = y if relu else None  # relu'(pre-activation) = (y > 0), NaN included
         return Tensor(y)
 
     @staticmethod
     def backward(ctx, g):
         nx, nw, nb = ctx.needs_input_grad[:3]
         ga = contig(g._data)
+        if ctx.y is not None:
+            ga = lib(ga).unary_backward(_C.UnaryOp.relu, ctx.y, None, ga, 0.0, 0.0)
         grad_x = grad_w = grad_b = None
         if nx:
             grad_x = Tensor(lib(ga).conv2d_backward_input(ctx.w, ga, ctx.x.shape, *ctx.geometry))
@@ -33,7 +44,7 @@ class Conv2d(Function):
             gw, gb = lib(ga).conv2d_backward_weight(ctx.x, ga, ctx.w.shape, *ctx.geometry, bool(nb))
             grad_w = Tensor(gw) if nw else None
             grad_b = Tensor(gb) if nb else None
-        return grad_x, grad_w, grad_b, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
@@ -45,3 +56,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     return Conv2d.apply(input, weight, bias, pair("conv2d", "stride", stride), pair("conv2d", "padding", padding),
                         pair("conv2d", "dilation", dilation), groups)
+
+
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """relu(conv2d(input, weight, bias, ...)) with the ReLU fused into the convolution's output
+    pass (one write of y instead of a second read and write); same values and gradients."""
+    if input.ndim == 3:
+        return conv2d_relu(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    return Conv2d.apply(input, weight, bias, pair("conv2d", "stride", stride), pair("conv2d", "padding", padding),
+                        pair("conv2d", "dilation", dilation), groups, True)

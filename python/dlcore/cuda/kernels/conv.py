@@ -105,9 +105,10 @@ def _check_algo(op, algo):
                          f"CUDA algorithm), got {algo!r}")
 
 
-def conv2d_forward(x, w, bias, stride, padding, dilation, groups, algo="auto"):
+def conv2d_forward(x, w, bias, stride, padding, dilation, groups, algo="auto", relu=False):
     """y (N, C_out, OH, OW) := conv2d(x (N, C, H, W), w (C_out, C/groups, KH, KW)) + bias (C_out,)
-    or None. stride, padding, dilation are (h, w) pairs."""
+    or None, then max(y, 0) when relu (on CUDA a second kernel, not fused). stride, padding,
+    dilation are (h, w) pairs."""
     op = "conv2d_forward"
     _check_algo(op, algo)
     check_float_array(op, "x", x)
@@ -125,6 +126,10 @@ def conv2d_forward(x, w, bias, stride, padding, dilation, groups, algo="auto"):
     y = empty((g[0], g[4], g[7], g[8]), x.dtype, x.device)
     _C.cuda.conv2d_forward(x.ptr, w.ptr, 0 if bias is None else bias.ptr, y.ptr, DTYPE_CODE[x.dtype], g,
                            x.device)
+    if relu:
+        from dlcore.cuda.kernels.elementwise import unary_forward
+
+        y = unary_forward(_C.UnaryOp.relu, y)
     return y
 
 
