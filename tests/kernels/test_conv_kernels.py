@@ -54,6 +54,10 @@ CASES = {
     # 300 input channels: forward sums them in two passes of at most 256 on AVX-512 (y and the
     # copied tail of 5 columns carried between passes).
     "pointwise_deep": (2, 300, 3, 7, 8, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    # Five whole vectors and no tail (P = 80 float, 40 double on AVX-512): forward strips of 3 + 2
+    # vectors instead of 4 + 1; 10 and 9 output channels end in 4- and 3-row tiles.
+    "pointwise_split": (2, 9, 8, 10, 10, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    "pointwise_split_f64": (2, 5, 5, 8, 9, (1, 1), (1, 1), (0, 0), (1, 1), 1),
 }
 
 
@@ -227,6 +231,7 @@ def test_conv2d_direct_variants(isa, rng, name, dtype):
 @pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block",
                                   "cv_wide_rows", "cv_big_kernel", "pointwise_tail", "pointwise_no_tail",
                                   "pointwise_many_out", "pointwise_deep", "pointwise_groups",
+                                  "pointwise_split", "pointwise_split_f64",
                                   "direct_groups_dilation"])
 def test_conv2d_direct_integer_exact(isa, rng, threads, name):
     """Small integers, algo='direct' at 1 and 4 threads: bitwise equal to the oracle (an indexing

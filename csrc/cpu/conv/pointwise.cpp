@@ -10,8 +10,12 @@
 // multiply-adds (64 for conv1x1_28). Here the register tiles read x[n]'s rows where they are:
 // forward     MR = 6 output channels x NV vectors of consecutive q (NV = 4: 6 x 64 floats, 24
 //             accumulators on AVX-512; 2 elsewhere); per input channel c one broadcast of each
-//             of 6 packed weights and NV loads of the row x[n, c, q0 : q0 + NV*V]. (8 x 48,
-//             no dropped rows for 64 channels, measured slower: 10.9 vs 10.0 ms.)
+//             of 6 packed weights and NV loads of the row x[n, c, q0 : q0 + NV*V]. A last row
+//             block of at most 4 channels runs a 4-row tile (64 channels: 10 x 6 + 4 rows, not
+//             66), and where NV + 1 whole vectors are left the last strips are 3 + 2 vectors,
+//             not 4 + 1 (28x28: 49 vectors = 11 x 4 + 3 + 2). (8 x 48, no dropped rows for 64
+//             channels, measured slower: 10.9 vs 10.0 ms; summing a strip in channel chunks of
+//             64 or 128 that stay in L1, 10.2 / 9.8 vs 9.6 ms: the extra tile calls cost more.)
 // backward_weight  MR = 6 input channels x NV vectors of output channels (64), summed over
 //             all q: per q, NV loads of grad_y^T[q] (grad_y[n] transposed once per image into
 //             (P, Cog rounded up to V), 16 x 16 register transposes on AVX-512) and one
@@ -19,14 +23,14 @@
 //             (C, Cog rounded up) per thread persist across its images.
 //
 // Layout (forward): weights packed once per call (G, nblk, Cg, MR), nblk = ceil(Cog / MR),
-// rows past Cog zero (their sums are computed and dropped: 66 rows for 64 channels), bias
-// likewise. Loop order per image: group, channel block of kDepth (256) rows, strip of NV*V
-// columns, row block: each row of x is read front to back (streams the prefetchers follow;
-// column strips across all channels first measured 83 vs 90 GFLOP/s), the next strip's rows
-// prefetched to L2 a share per row block, while y (C_out, P) stays in L2 between channel
-// blocks. Where P is not a multiple of V, the last P % V columns of every channel are copied
-// once per image into a zero-padded (C, V) buffer, so no read passes the end of x and no
-// write the end of a y row.
+// rows past Cog zero (the 6-row tile computes and drops them; the 4-row tile reads the first
+// 4 of each MR), bias likewise. Loop order per image: group, channel block of kDepth (256)
+// rows, strip of NV*V columns, row block: each row of x is read front to back (streams the
+// prefetchers follow; column strips across all channels first measured 83 vs 90 GFLOP/s),
+// the next strip's rows prefetched to L2 a share per row block, while y (C_out, P) stays in
+// L2 between channel blocks. Where P is not a multiple of V, the last P % V columns of every
+// channel are copied once per image into a zero-padded (C, V) buffer, so no read passes the
+// end of x and no write the end of a y row.
 // Summation order: forward, channels in order for every output (as the gemm does within one
 // depth block; results can differ from the gemm path in the last bits where it splits the
 // depth); backward_weight, per thread its images and positions in order, then the threads'
@@ -38,8 +42,13 @@
 // vectors, row blocks, output-channel tiles, groups; every ISA, float32/64, integer-exact at
 // 1 and 4 threads).
 // Bound: 2*N*C_out*C*P/G flops; measured (conv1x1_28, 1 thread, float32, AVX-512): forward
-// 9.6 ms vs the gemm path's 10.1 (85-90 vs 80 GFLOP/s), backward_weight 8.6 vs 10.8 (95 vs
-// 76 GFLOP/s); backward_input stays on the gemm (its 64 -> 256 product: 10.6 here vs 8.9).
+// 9.20 ms vs the gemm path's 10.35 (89 vs 79 GFLOP/s; 9.56 before the 4-row tile and the
+// 3 + 2 strips; medians of 7 alternating runs; 2 threads 4.63 vs 4.73 before), backward_weight
+// 8.6 vs 10.8 (95 vs 76 GFLOP/s); backward_input stays on the gemm (its 64 -> 256 product:
+// 10.6 here vs 8.9). Where it is lost: the same tile reaches ~109 GFLOP/s with x[n] in L1
+// (64 images of 128 x 8x8) and ~100 with each strip in L2 (256 x 8x8), 88-90 for 28x28, whose
+// strips are 256 rows of 256 bytes 3136 apart (not the TLB: x on 2 MiB pages measured the
+// same; 12 x 2 and 4 x 6 tiles measured 11.84 vs 9.33 and 9.37 vs 9.17 ms).
 #include "cpu/conv/pointwise.h"
 
 #include <omp.h>
@@ -76,19 +85,19 @@ constexpr int64_t kDepth = 65536 / (kMaxNV * kVectorBytes);
 
 // out[i*ldo + j] := (first ? bias[i] : out[i*ldo + j]) + sum_k a[k*MR + i] * b[k*ldb + j] for
 // i < m, j < NV*V, k in order, then v <= 0 ? 0 : v when relu (the last channel block of a
-// fused forward); rows i >= m are computed from zero weights and not stored.
+// fused forward); M rows computed (m <= M <= MR), rows i >= m from zero weights and not stored.
 // a (K, MR) packed weights of one row block, b (K rows of stride ldb) the strip of x.
-template <class T, int NV>
+template <class T, int NV, int M>
 void pointwise_tile(int64_t K, const T* __restrict a, const T* __restrict b, int64_t ldb,
                     const T* __restrict bias, bool first, bool relu, T* __restrict out,
                     int64_t ldo, int64_t m) {
   constexpr int NR = NV * kLanes<T>;
-  T acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
+  T acc[M][NR];
+  for (int i = 0; i < M; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = first || i >= m ? bias[i] : out[i * ldo + j];
   for (int64_t k = 0; k < K; ++k, a += MR, b += ldb) {
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < M; ++i) {
       const T ai = a[i];
 #pragma omp simd
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
@@ -107,11 +116,12 @@ template <class T>
 using PointwiseTileFn = void (*)(int64_t, const T*, const T*, int64_t, const T*, bool, bool, T*,
                                  int64_t, int64_t);
 
-// The tile of nv vectors, 1 <= nv <= kMaxNV.
+// The tile of nv vectors, 1 <= nv <= kMaxNV, and 4 rows where m <= 4 (else MR).
 template <class T, std::size_t... I>
-PointwiseTileFn<T> pointwise_tile_for(int64_t nv, std::index_sequence<I...>) {
-  static constexpr PointwiseTileFn<T> table[] = {&pointwise_tile<T, static_cast<int>(I) + 1>...};
-  return table[nv - 1];
+PointwiseTileFn<T> pointwise_tile_for(int64_t nv, int64_t m, std::index_sequence<I...>) {
+  static constexpr PointwiseTileFn<T> six[] = {&pointwise_tile<T, static_cast<int>(I) + 1, MR>...};
+  static constexpr PointwiseTileFn<T> four[] = {&pointwise_tile<T, static_cast<int>(I) + 1, 4>...};
+  return m <= 4 ? four[nv - 1] : six[nv - 1];
 }
 
 // part[i*ldp + j] += sum_{q < P} xr[i][q] * gyt[q*ldg + j] for i < MR, j < NV*V, q in order,
@@ -178,8 +188,8 @@ void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bi
   const int64_t kc = kDepth<T>;
   // Per thread: the zero-padded last strip (C, NRmax) and its output (C_out padded, NRmax).
   const int64_t per_thread = s.C * NRmax + G * nblk * MR * V;
-  const auto tile_for = [](int64_t nv) {
-    return pointwise_tile_for<T>(nv, std::make_index_sequence<kMaxNV>{});
+  const auto tile_for = [](int64_t nv, int64_t m) {
+    return pointwise_tile_for<T>(nv, m, std::make_index_sequence<kMaxNV>{});
   };
   std::unique_ptr<T[]> scratch(new T[omp_get_max_threads() * per_thread]);
 #pragma omp parallel
@@ -203,11 +213,15 @@ void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bi
       for (int64_t g = 0; g < G; ++g)
         for (int64_t k0 = 0; k0 < Cg; k0 += kc) {
           const int64_t k = std::min(kc, Cg - k0);
-          for (int64_t q0 = 0; q0 < P; q0 += NRmax) {
-            const bool tail = has_tail && q0 + NRmax > q_tail;  // this strip ends in the copy
-            const int64_t cols = std::min(NRmax, (tail ? q_tail : P) - q0);
+          for (int64_t q0 = 0, width = NRmax; q0 < P; q0 += width) {
+            // Strips of kMaxNV vectors; where kMaxNV + 1 whole vectors are left, two strips of
+            // 3 + 2 instead of 4 + 1 (the 1-vector tile does 6 broadcasts per 6 multiply-adds).
+            const int64_t left = (q_tail - q0) / V;
+            width = kMaxNV > 2 && left == kMaxNV + 1 ? (left + 1) / 2 * V : NRmax;
+            const bool tail = has_tail && q0 + width > q_tail;  // this strip ends in the copy
+            const int64_t cols = std::min(width, (tail ? q_tail : P) - q0);
             // The next strip's rows: a share of them prefetched during each row block.
-            const int64_t q_next = q0 + NRmax < P ? q0 + NRmax : -1;
+            const int64_t q_next = q0 + width < P ? q0 + width : -1;
             for (int64_t blk = 0; blk < nblk; ++blk) {
               if (q_next >= 0) {
                 const int64_t c_lo = blk * k / nblk, c_hi = (blk + 1) * k / nblk;
@@ -223,12 +237,12 @@ void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bi
               const T* bb = bias_p + (g * nblk + blk) * MR;                 // (MR)
               const bool relu = s.relu && k0 + kc >= Cg;  // after the last channel block
               if (cols > 0)
-                tile_for(cols / V)(k, a, x_n + (g * Cg + k0) * P + q0, P, bb, k0 == 0, relu,
-                                   y_n + row0 * P + q0, P, m);
+                tile_for(cols / V, m)(k, a, x_n + (g * Cg + k0) * P + q0, P, bb, k0 == 0, relu,
+                                      y_n + row0 * P + q0, P, m);
               if (tail) {
                 T* out = ytail + (g * nblk + blk) * MR * V;  // (m, V)
-                tile_for(1)(k, a, strip + (g * Cg + k0) * NRmax, NRmax, bb, k0 == 0, relu, out, V,
-                            m);
+                tile_for(1, m)(k, a, strip + (g * Cg + k0) * NRmax, NRmax, bb, k0 == 0, relu, out,
+                               V, m);
                 if (k0 + kc >= Cg)
                   for (int64_t i = 0; i < m; ++i)
                     std::copy(out + i * V, out + i * V + (P - q_tail),

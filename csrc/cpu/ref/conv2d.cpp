@@ -52,7 +52,7 @@
 //   LeNet conv2 (64, 6->16, 14x14, k5): forward 0.548 (wide) -> 0.306 (channels in vector;
 //   gemm 0.99); backward_input 0.749 -> 0.614 (wide, kh skipped; gemm 0.86); backward_weight
 //   1.034 (gemm) -> 0.327 (channels in vector).
-//   conv1x1_28 (32, 256->64, 28x28): forward 10.13 (gemm) -> 9.64 (pointwise); backward_input
+//   conv1x1_28 (32, 256->64, 28x28): forward 10.13 (gemm) -> 9.20 (pointwise); backward_input
 //   stays gemm (8.7-9.2; pointwise 10.6); backward_weight 10.84 (gemm) -> 8.64 (pointwise).
 //   LeNet conv1 (64, 1->6, 32x32, k5), all three directions: unchanged (wide / gemm).
 //
@@ -370,7 +370,7 @@ bool use_direct(const Conv2dShape& s, const ConvDims& d) {
 
 // Pointwise forward reading x in place beats the gemm (which packs x[n] for C_out / groups
 // multiply-adds per element) where that is at most the channels it sums over: conv1x1_28
-// (256 -> 64) 9.4 vs 10.2 ms; the other way round (64 -> 256, its backward_input) the gemm
+// (256 -> 64) 9.20 vs 10.35 ms; the other way round (64 -> 256, its backward_input) the gemm
 // measured faster, 9.2 vs 10.6 ms (1 thread).
 bool use_pointwise(const Conv2dShape& s, const ConvDims& d) {
   return pointwise_fits(s) && d.Cog <= d.Cg && parallel_over_images(s);
