@@ -46,24 +46,14 @@
 
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
+#include "cpu/vector_width.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 namespace {
 
-// Vector width of this ISA copy and the accumulators a tile may hold: 32 zmm leave room for
-// 25 accumulators + the weight (grad_y) vector; 16 ymm / xmm for 12.
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-constexpr int kMaxAcc = 25;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-constexpr int kMaxAcc = 12;
-#else
-constexpr int kVectorBytes = 16;
-constexpr int kMaxAcc = 12;
-#endif
-template <class T>
-constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
+// The accumulators a tile may hold: 32 zmm leave room for 25 accumulators + the weight
+// (grad_y) vector; 16 ymm / xmm for 12.
+constexpr int kMaxAcc = kVectorBytes == 64 ? 25 : 12;
 
 // Largest tiles instantiated: forward RH x RW output positions, backward_weight TH x TW taps.
 // Wider rows / kernels are split into balanced chunks of at most kMaxRW / kMaxTW.

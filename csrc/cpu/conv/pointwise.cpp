@@ -59,23 +59,13 @@
 
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
+#include "cpu/vector_width.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 namespace {
 
-// Vector width and vectors per tile row: 6 x 4 zmm = 24 of 32 registers; 6 x 2 of 16 ymm/xmm.
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-constexpr int kMaxNV = 4;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-constexpr int kMaxNV = 2;
-#else
-constexpr int kVectorBytes = 16;
-constexpr int kMaxNV = 2;
-#endif
-template <class T>
-constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
+// Vectors per tile row: 6 x 4 zmm = 24 of 32 registers; 6 x 2 of 16 ymm/xmm.
+constexpr int kMaxNV = kVectorBytes == 64 ? 4 : 2;
 constexpr int MR = 6;
 // Input channels per pass: kDepth rows of x are walked front to back, strip by strip, before
 // the next kDepth. 256 (the whole of conv1x1_28's C) measured best: 9.1 ms vs 9.9 with 64 and

@@ -95,6 +95,7 @@
 #include "cpu/conv/pointwise.h"
 #include "cpu/conv/winograd.h"
 #include "cpu/kernels.h"
+#include "cpu/vector_width.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 namespace {
@@ -290,15 +291,6 @@ T sum_row(const T* __restrict row, int64_t n) {
 }
 
 // ---- Direct path (stride 1, small Kc): implicit im2col over a padded copy of the image ----
-
-// Width of one vector register of this ISA copy, bytes.
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
 
 // Register tile of the direct path: MR output channels x NR output positions (two vectors),
 // 12 accumulators as in the gemm micro-kernel.
