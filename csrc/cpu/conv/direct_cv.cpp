@@ -44,6 +44,7 @@
 #include <memory>
 #include <utility>
 
+#include "cpu/conv/padded_frame.h"
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
@@ -83,18 +84,6 @@ CvPlan plan_of(const Conv2dShape& s) {
   p.nblk = (p.Cog + kLanes<T> - 1) / kLanes<T>;
   p.pad = s.pad_h > 0 || s.pad_w > 0;
   return p;
-}
-
-// xp (C, Hp, Wp) interior := x_n (C, H, W); the borders are zeroed once by the caller.
-template <class T>
-void copy_interior(const Conv2dShape& s, const CvPlan& p, const T* __restrict x_n,
-                   T* __restrict xp) {
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t h = 0; h < s.H; ++h) {
-      const T* src = x_n + (c * s.H + h) * s.W;                         // (W)
-      T* dst = xp + c * p.plane + (h + s.pad_h) * p.Wp + s.pad_w;  // (W)
-      std::copy(src, src + s.W, dst);
-    }
 }
 
 // Balanced chunks: n items in ceil(n / max) chunks of at most `max`; returns the chunk size.
@@ -233,7 +222,7 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
     for (int64_t n = 0; n < s.N; ++n) {
       const T* xi = x + n * s.C * p.HW;  // (C, Hp, Wp)
       if (p.pad) {
-        copy_interior(s, p, xi, xp);
+        copy_into_padded_frame(s, p.plane, p.Wp, xi, xp);
         xi = xp;
       }
       T* y_n = y + n * s.C_out * p.P;  // (C_out, OH, OW)
@@ -286,7 +275,7 @@ void cv_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* gr
     for (int64_t n = 0; n < s.N; ++n) {
       const T* xi = x + n * s.C * p.HW;  // (C, Hp, Wp)
       if (p.pad) {
-        copy_interior(s, p, xi, xp);
+        copy_into_padded_frame(s, p.plane, p.Wp, xi, xp);
         xi = xp;
       }
       for (int64_t g = 0; g < p.G; ++g)
