@@ -92,9 +92,9 @@
 
 #include "core/conv_algo.h"
 #include "cpu/conv/direct_cv.h"
+#include "cpu/conv/padded_frame.h"
 #include "cpu/conv/pointwise.h"
 #include "cpu/conv/winograd.h"
-#include "cpu/conv/padded_frame.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
 
