@@ -44,6 +44,7 @@
 #include <memory>
 #include <utility>
 
+#include "cpu/conv/conv_dims.h"
 #include "cpu/conv/padded_frame.h"
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
@@ -61,9 +62,8 @@ constexpr int kMaxAcc = kVectorBytes == 64 ? 25 : 12;
 constexpr int kMaxRH = 4, kMaxRW = 12;
 constexpr int kMaxTH = 5, kMaxTW = 8;
 
-// Sizes shared by both directions.
-struct CvPlan {
-  int64_t G, Cg, Cog, Kc, P, HW;
+// Sizes shared by both directions: the conv's (G, Cg, Cog, Kc, P, HW, ...) and the frame's.
+struct CvPlan : ConvDims {
   int64_t Hp, Wp, plane;  // padded image (Hp, Wp)
   int64_t nblk;           // ceil(Cog / V): channel blocks per group
   bool pad;               // x must be copied into a padded frame
@@ -72,12 +72,7 @@ struct CvPlan {
 template <class T>
 CvPlan plan_of(const Conv2dShape& s) {
   CvPlan p;
-  p.G = s.groups;
-  p.Cg = s.C / s.groups;
-  p.Cog = s.C_out / s.groups;
-  p.Kc = p.Cg * s.KH * s.KW;
-  p.P = s.OH * s.OW;
-  p.HW = s.H * s.W;
+  static_cast<ConvDims&>(p) = dims_of(s);
   p.Hp = s.H + 2 * s.pad_h;
   p.Wp = s.W + 2 * s.pad_w;
   p.plane = p.Hp * p.Wp;

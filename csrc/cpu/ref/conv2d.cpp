@@ -91,6 +91,7 @@
 #endif
 
 #include "core/conv_algo.h"
+#include "cpu/conv/conv_dims.h"
 #include "cpu/conv/direct_cv.h"
 #include "cpu/conv/padded_frame.h"
 #include "cpu/conv/pointwise.h"
@@ -103,30 +104,6 @@ namespace {
 
 // Below this many elements (im2col/col2im) an OpenMP team costs more than it saves.
 constexpr int64_t kParallelMinElems = int64_t{1} << 15;
-
-// Sizes derived once from a Conv2dShape.
-struct ConvDims {
-  int64_t G, Cg, Cog;  // groups, input / output channels per group
-  int64_t Kc;          // Cg*KH*KW: the gemm reduction length of forward
-  int64_t P;           // OH*OW: output positions per image
-  int64_t HW;          // H*W: input positions per image
-  int64_t col_size;    // G*Kc*P: one image's column matrix
-  bool direct;         // 1x1, stride 1, no padding: x[n] is its own column matrix
-};
-
-ConvDims dims_of(const Conv2dShape& s) {
-  ConvDims d;
-  d.G = s.groups;
-  d.Cg = s.C / s.groups;
-  d.Cog = s.C_out / s.groups;
-  d.Kc = d.Cg * s.KH * s.KW;
-  d.P = s.OH * s.OW;
-  d.HW = s.H * s.W;
-  d.col_size = d.G * d.Kc * d.P;
-  d.direct = s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
-             s.pad_w == 0;
-  return d;
-}
 
 // ceil(a / b) for b > 0 and any sign of a.
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
