@@ -374,7 +374,7 @@ void forward_tiles(const Geo& g, const float* x, const float* U, const float* bi
               for (int64_t i = 0; i < rows; i += MR)
                 ukernel(kc, Ub + (co0 + i) / MR * kc * MR, Vp,
                         M + (xi * kRowBlock + i) * kBlock + p * NR, kBlock,
-                        std::min<int64_t>(MR, rows - i), n, 1.f, kb ? 1.f : 0.f);
+                        std::min<int64_t>(MR, rows - i), n, 1.f, kb ? 1.f : 0.f, nullptr, false);
             }
           }
         output_transform(g, M, co0, rows, t0, nb, bias, y, tmp);

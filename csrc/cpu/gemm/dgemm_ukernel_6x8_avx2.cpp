@@ -11,8 +11,8 @@
 namespace dlcore::cpu::DLCORE_ISA {
 
 void dgemm_ukernel_6x8_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int64_t m, int64_t n,
-                         double alpha, double beta) {
-  gemm_ukernel_avx2<double, 6, 2>(kc, a, b, c, ldc, m, n, alpha, beta);
+                         double alpha, double beta, const double* bias, bool relu) {
+  gemm_ukernel_avx2<double, 6, 2>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

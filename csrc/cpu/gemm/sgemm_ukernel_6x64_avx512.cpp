@@ -11,8 +11,8 @@
 namespace dlcore::cpu::DLCORE_ISA {
 
 void sgemm_ukernel_6x64_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m, int64_t n,
-                         float alpha, float beta) {
-  gemm_ukernel_avx512<float, 6, 4>(kc, a, b, c, ldc, m, n, alpha, beta);
+                         float alpha, float beta, const float* bias, bool relu) {
+  gemm_ukernel_avx512<float, 6, 4>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -4,7 +4,8 @@
 //
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
-// tile and b 32-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
+// tile and b 32-byte aligned; m <= MR, n <= NR. beta == 0 never reads C. Then the epilogue in
+// registers, before the one store: + bias[j] when bias is not null, then ReLU when relu.
 // Edges: only the first m rows and ceil(n / lanes) vectors are computed (an instantiation of the
 // tile for that size); columns past n are masked off the loads and stores (vmaskmov), so no byte
 // outside C[:m, :n] is touched.
@@ -27,6 +28,9 @@ struct Ymm<float> {
   static V load(const float* p) { return _mm256_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  // x <= 0 ? 0 : x, so NaN stays NaN and -0 becomes +0 (the scalar epilogue's rule)
+  static V relu(V x) { return _mm256_blendv_ps(x, zero(), _mm256_cmp_ps(x, zero(), _CMP_LE_OQ)); }
   // Lane l is active when l < left (a lane's mask is its sign bit).
   static __m256i mask(int64_t left) {
     const int64_t k = left < 0 ? 0 : left > kLanes ? kLanes : left;
@@ -45,6 +49,8 @@ struct Ymm<double> {
   static V load(const double* p) { return _mm256_load_pd(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V relu(V x) { return _mm256_blendv_pd(x, zero(), _mm256_cmp_pd(x, zero(), _CMP_LE_OQ)); }
   static __m256i mask(int64_t left) {
     const int64_t k = left < 0 ? 0 : left > kLanes ? kLanes : left;
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -57,7 +63,8 @@ struct Ymm<double> {
 // rows and NV vectors wide; MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
 template <class T, int MR, int NV, int ROWS, int VECS>
 inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* __restrict b,
-                              T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta) {
+                              T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
+                              const T* __restrict bias, bool relu) {
   using Y = Ymm<T>;
   using V = typename Y::V;
   constexpr int L = Y::kLanes, NR = NV * L;
@@ -82,6 +89,9 @@ inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* _
 #pragma GCC unroll 4
   for (int v = 0; v < VECS; ++v) mask[v] = Y::mask(n - v * L);
   const V va = Y::set1(alpha), vb = Y::set1(beta);
+  V bias_v[VECS];  // the tile's columns of the bias, or zeros
+#pragma GCC unroll 4
+  for (int v = 0; v < VECS; ++v) bias_v[v] = bias ? Y::maskload(bias + v * L, mask[v]) : Y::zero();
 #pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;  // (n)
@@ -89,6 +99,8 @@ inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* _
     for (int v = 0; v < VECS; ++v) {
       V r = Y::mul(va, acc[i][v]);
       if (beta != T(0)) r = Y::fmadd(vb, Y::maskload(row + v * L, mask[v]), r);
+      if (bias) r = Y::add(r, bias_v[v]);
+      if (relu) r = Y::relu(r);
       Y::maskstore(row + v * L, mask[v], r);
     }
   }
@@ -100,15 +112,17 @@ inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* _
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
 template <class T, int MR, int NV, int ROWS = MR, int VECS = NV>
 inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                              int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+                              int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
-    if (m < ROWS) return gemm_ukernel_avx2<T, MR, NV, ROWS - 1, VECS>(kc, a, b, c, ldc, m, n, alpha, beta);
+    if (m < ROWS)
+      return gemm_ukernel_avx2<T, MR, NV, ROWS - 1, VECS>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
   }
   if constexpr (VECS > 1) {
     constexpr int64_t kLanes = Ymm<T>::kLanes;
-    if (n <= (VECS - 1) * kLanes) return gemm_ukernel_avx2<T, MR, NV, ROWS, VECS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+    if (n <= (VECS - 1) * kLanes)
+      return gemm_ukernel_avx2<T, MR, NV, ROWS, VECS - 1>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
   }
-  gemm_ukernel_avx2_part<T, MR, NV, ROWS, VECS>(kc, a, b, c, ldc, n, alpha, beta);
+  gemm_ukernel_avx2_part<T, MR, NV, ROWS, VECS>(kc, a, b, c, ldc, n, alpha, beta, bias, relu);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

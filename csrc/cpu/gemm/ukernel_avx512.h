@@ -5,7 +5,8 @@
 //
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
-// tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C.
+// tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C. Then the epilogue in
+// registers, before the one store: + bias[j] when bias is not null, then ReLU when relu.
 // Edges: only the first m rows and ceil(n / lanes) vectors are computed (an instantiation of the
 // tile for that size); columns past n inside the last vector are masked off the loads and
 // stores, so no byte outside C[:m, :n] is touched.
@@ -29,6 +30,9 @@ struct Zmm<float> {
   static V load(const float* p) { return _mm512_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  // x <= 0 ? 0 : x, so NaN stays NaN and -0 becomes +0 (the scalar epilogue's rule)
+  static V relu(V x) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_LE_OQ), x, zero()); }
   static V maskz_loadu(Mask k, const float* p) { return _mm512_maskz_loadu_ps(k, p); }
   static void mask_storeu(float* p, Mask k, V v) { _mm512_mask_storeu_ps(p, k, v); }
 };
@@ -43,6 +47,8 @@ struct Zmm<double> {
   static V load(const double* p) { return _mm512_load_pd(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  static V relu(V x) { return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, zero(), _CMP_LE_OQ), x, zero()); }
   static V maskz_loadu(Mask k, const double* p) { return _mm512_maskz_loadu_pd(k, p); }
   static void mask_storeu(double* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
 };
@@ -52,7 +58,8 @@ struct Zmm<double> {
 // compile-time-unrolled loops, so GCC keeps all of them in zmm registers (MR * NV + NV + 1 <= 32).
 template <class T, int MR, int NV, int ROWS, int VECS>
 inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T* __restrict b,
-                                T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta) {
+                                T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
+                                const T* __restrict bias, bool relu) {
   using Z = Zmm<T>;
   using V = typename Z::V;
   constexpr int L = Z::kLanes, NR = NV * L;
@@ -80,6 +87,9 @@ inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T*
     mask[v] = left >= L ? typename Z::Mask(~0u) : left > 0 ? typename Z::Mask((1u << left) - 1) : typename Z::Mask(0);
   }
   const V va = Z::set1(alpha), vb = Z::set1(beta);
+  V bias_v[VECS];  // the tile's columns of the bias, or zeros
+#pragma GCC unroll 8
+  for (int v = 0; v < VECS; ++v) bias_v[v] = bias ? Z::maskz_loadu(mask[v], bias + v * L) : Z::zero();
 #pragma GCC unroll 32
   for (int i = 0; i < ROWS; ++i) {
     T* row = c + i * ldc;  // (n)
@@ -87,6 +97,8 @@ inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T*
     for (int v = 0; v < VECS; ++v) {
       V r = Z::mul(va, acc[i][v]);
       if (beta != T(0)) r = Z::fmadd(vb, Z::maskz_loadu(mask[v], row + v * L), r);
+      if (bias) r = Z::add(r, bias_v[v]);
+      if (relu) r = Z::relu(r);
       Z::mask_storeu(row + v * L, mask[v], r);
     }
   }
@@ -98,15 +110,17 @@ inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T*
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
 template <class T, int MR, int NV, int ROWS = MR, int VECS = NV>
 inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                                int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+                                int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
-    if (m < ROWS) return gemm_ukernel_avx512<T, MR, NV, ROWS - 1, VECS>(kc, a, b, c, ldc, m, n, alpha, beta);
+    if (m < ROWS)
+      return gemm_ukernel_avx512<T, MR, NV, ROWS - 1, VECS>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
   }
   if constexpr (VECS > 1) {
     constexpr int64_t kLanes = Zmm<T>::kLanes;
-    if (n <= (VECS - 1) * kLanes) return gemm_ukernel_avx512<T, MR, NV, ROWS, VECS - 1>(kc, a, b, c, ldc, m, n, alpha, beta);
+    if (n <= (VECS - 1) * kLanes)
+      return gemm_ukernel_avx512<T, MR, NV, ROWS, VECS - 1>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
   }
-  gemm_ukernel_avx512_part<T, MR, NV, ROWS, VECS>(kc, a, b, c, ldc, n, alpha, beta);
+  gemm_ukernel_avx512_part<T, MR, NV, ROWS, VECS>(kc, a, b, c, ldc, n, alpha, beta, bias, relu);
 }
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -15,16 +15,19 @@
 namespace dlcore::cpu::DLCORE_ISA {
 
 // C[:m, :n] := alpha * a * b + beta * C[:m, :n]; a (kc, MR) and b (kc, NR) packed, zero-padded.
+// Then, before the store: C[i, j] += bias[j] when bias (the tile's first column) is not null,
+// then C = C <= 0 ? 0 : C when relu (the GEMM's fused epilogue, on the last depth block only).
 template <class T>
 using GemmUkernel = void(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n,
-                         T alpha, T beta);
+                         T alpha, T beta, const T* bias, bool relu);
 
 // The portable tile: a fixed-size accumulator array that GCC keeps in vector registers.
 // MR = 6 rows x NR = two 16-byte vectors (8 floats, 4 doubles): 12 accumulators + 2 B vectors
 // + 1 broadcast fit the 16 SSE registers.
 template <class T, int MR, int NR>
 void gemm_ukernel_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                           int64_t ldc, int64_t m, int64_t n, T alpha, T beta) {
+                           int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* __restrict bias,
+                           bool relu) {
   T acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
     // Without these two hints GCC vectorises the double tile across p with shuffles
@@ -42,6 +45,10 @@ void gemm_ukernel_portable(int64_t kc, const T* __restrict a, const T* __restric
     } else {
       for (int64_t j = 0; j < n; ++j) row[j] = alpha * acc[i][j] + beta * row[j];
     }
+    if (bias)
+      for (int64_t j = 0; j < n; ++j) row[j] += bias[j];
+    if (relu)
+      for (int64_t j = 0; j < n; ++j) row[j] = row[j] <= T(0) ? T(0) : row[j];  // NaN stays NaN
   }
 }
 
