@@ -14,8 +14,9 @@
 // The forward's first argument (the input projection of every step, (total, G * H)) is
 // overwritten in place with what backward needs (activated gates; h for the Elman RNN), so the
 // Python layer passes a buffer it owns. batch_sizes (T,) int64: rows per step, PyTorch's
-// PackedSequence layout (core/kernel_args.h, RnnSequenceShape). W_hh (G * H, H) is packed here
-// once per call, in the layout each direction's GEMM reads (PackedWeight). Grad arguments may be None.
+// PackedSequence layout (core/kernel_args.h, RnnSequenceShape). W_hh (G * H, H) is packed once
+// per call, in the layout each direction's GEMM reads: here (PackedWeight), or by the LSTM
+// forward kernel itself (its AVX-512 float copy packs for its fused tile). Grad arguments may be None.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -151,12 +152,11 @@ py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py
   check_rows(op, "c0", c0, w_hh, B, H);
   return dispatch_float(ft, [&](auto tag) {
     using T = decltype(tag);
-    const PackedWeight w(w_hh, true, tag);
     py::array y = empty<T>({geo.total, H}), c_all = empty<T>({geo.total, H});
     py::array h_n = empty<T>({B, H}), c_n = empty<T>({B, H});
     {
       py::gil_scoped_release release;
-      slot::lstm_sequence_forward<T>()(geo.shape, w.get<T>(), cdata<T>(h0), cdata<T>(c0), mdata<T>(gates),
+      slot::lstm_sequence_forward<T>()(geo.shape, cdata<T>(w_hh), cdata<T>(h0), cdata<T>(c0), mdata<T>(gates),
                                        mdata<T>(y), mdata<T>(c_all), mdata<T>(h_n), mdata<T>(c_n));
     }
     return py::make_tuple(y, c_all, h_n, c_n);

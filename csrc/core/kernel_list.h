@@ -132,12 +132,14 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // a GEMM of the previous state with the pre-packed W_hh (gemm_pack_b of the same ISA) and a
 // fused pointwise pass. h0, c0, h_n, c_n, grad_h0, grad_c0 are (B, H); the (total, *) arrays
 // hold exactly the rows each step runs (no padding). Gate orders as in PyTorch.
-// Forward kernels read w_hh_t: the gate blocks W_g^T (H, H) of W_hh (G*H, H), each packed by
-// gemm_pack_b(trans_b = true) on its own and stored one after another (gemm_packed_size(H, H)
-// elements each); backward kernels read w_hh: W_hh (G*H, H) as is, packed whole (K = G*H, N = H).
+// The GRU and Elman forward kernels read w_hh_t: the gate blocks W_g^T (H, H) of W_hh (G*H, H),
+// each packed by gemm_pack_b(trans_b = true) on its own and stored one after another
+// (gemm_packed_size(H, H) elements each); the LSTM forward reads W_hh (4H, H) unpacked and packs
+// it itself, in the layout of its ISA's step; backward kernels read w_hh: W_hh (G*H, H) as is,
+// packed whole (K = G*H, N = H).
 // LSTM forward. gates (total, 4H): in x W_ih^T + b_ih + b_hh; out the activated gates (i, f, g, o).
 // y, c_all (total, H): h and c of every step; h_n, c_n: each row's state after its last step.
-template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh_t,
+template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh,
                                                         const T* h0, const T* c0, T* gates, T* y,
                                                         T* c_all, T* h_n, T* c_n);
 // LSTM backward through time.

@@ -20,6 +20,7 @@ CASES = [
     ([6, 4, 4, 1], 5),
     ([9, 7, 2, 2, 1], 17),
     ([35] * 4, 65),
+    ([4] * 9 + [2] * 4, 33),  # 13 rows: two full 6-row tiles and an edge row; 16-unit blocks + 1
 ]
 
 

@@ -14,8 +14,10 @@
 //
 // Layout (RnnSequenceShape; csrc/cpu/rnn/sequence_walk.h walks it): gates, grad_gates (total, 4H);
 // y, c_all, grad_y (total, H); h0, c0, h_n, c_n, grad_h_n, grad_c_n, grad_h0, grad_c0 (B, H);
-// all row-major contiguous. W_hh is read pre-packed (gemm_pack_b of this ISA): per gate W_g^T
-// (H, H) forward, W_hh (4H, H) whole backward. Threads (csrc/cpu/rnn/sequence_walk.h) own batch
+// all row-major contiguous. Forward reads W_hh (4H, H) as is and packs it once per call: per
+// gate W_g^T (H, H) by gemm_pack_b, or, in the AVX-512 float copy, for the fused step of
+// lstm_fused_avx512.cpp (cells in the GEMM tile's epilogue; a 50x32x128x256 recurrence 9.9 ->
+// 8.8 ms at 1 thread, min of 55). Backward reads W_hh (4H, H) packed whole. Threads (csrc/cpu/rnn/sequence_walk.h) own batch
 // rows, or hidden units when the batch is small; a thread's GEMM and cells of one step run
 // back to back on its own part, so the gates it just computed are still in its cache.
 // Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
@@ -26,8 +28,11 @@
 // Bound: per step 8 * rows * H * H flops of GEMM forward (16 backward incl. dW_hh), against
 // 11 loads/stores of T per cell pointwise: the GEMM dominates from H ~ 64 up.
 #include <cstdint>
+#include <type_traits>
 
+#include "cpu/gemm/gemm_parts.h"
 #include "cpu/kernels.h"
+#include "cpu/rnn/lstm_fused.h"
 #include "cpu/rnn/sequence_walk.h"
 #include "cpu/vec_math.h"
 
@@ -78,9 +83,19 @@ inline void lstm_backward_cells(int64_t H, int64_t j0, int64_t j1, const T* __re
 }  // namespace
 
 template <class T>
-void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh_t, const T* h0, const T* c0,
-                           T* gates, T* y, T* c_all, T* h_n, T* c_n) {
+void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* h0, const T* c0, T* gates, T* y,
+                           T* c_all, T* h_n, T* c_n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {  // the cells in the GEMM tile (lstm_fused_avx512.cpp)
+    rnn::lstm_sequence_forward_fused(s, w_hh, h0, c0, gates, y, c_all, h_n, c_n);
+    return;
+  }
+#endif
   const int64_t H = s.H, G = 4 * H, gate_size = gemm_packed_size<T>(H, H);
+  // Each gate's W_g^T (H, H) packed on its own (threads owning units read whole panels of each).
+  const auto packed = rnn::packed_buffer<T>(4 * gate_size);
+  for (int g = 0; g < 4; ++g) gemm_pack_b<T>(true, H, H, w_hh + g * H * H, H, packed.get() + g * gate_size);
+  const T* w_hh_t = packed.get();
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // gates += h_prev W_hh^T
     rnn::gates_gemm<T>(st, part, H, 4, y, h0, w_hh_t, gate_size, T(1), nullptr, gates + st.off * G);
   };

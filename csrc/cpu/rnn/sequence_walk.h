@@ -20,6 +20,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
 
 #include "cpu/gemm/gemm_parts.h"
 #include "cpu/kernels.h"
@@ -86,7 +89,8 @@ inline Step prev_step(const RnnSequenceShape& s, const Step& st) {
 //  * hidden units [lo, hi) (when the batch is too small to share): the thread computes the gate
 //    columns of its units and then their pointwise cells, so W_hh's slice stays in its own L2;
 //    one barrier per step, because the next step's GEMM reads every unit of h.
-// Unit ranges start at multiples of the GEMM tile width NR (a packed panel boundary).
+// Unit ranges start at multiples of unit_align: the GEMM tile width NR (a packed panel
+// boundary) by default, or the unit block of a fused kernel.
 struct Part {
   bool by_rows = true;
   int64_t lo = 0, hi = 0;
@@ -99,19 +103,17 @@ struct Part {
 // Rows per thread from which the batch is split by rows (a full 6-row GEMM tile each).
 constexpr int64_t kMinRowsPerThread = 6;
 
-template <class T>
-Part thread_part(int64_t B, int64_t H, int tid, int nt) {
+inline Part thread_part(int64_t B, int64_t H, int tid, int nt, int64_t unit_align) {
   Part p;
   if (nt == 1 || B >= kMinRowsPerThread * nt) {
     p.lo = B * tid / nt;
     p.hi = B * (tid + 1) / nt;
     return p;
   }
-  constexpr int64_t NR = GemmTile<T>::NR;
-  const int64_t tiles = (H + NR - 1) / NR;
+  const int64_t tiles = (H + unit_align - 1) / unit_align;
   p.by_rows = false;
-  p.lo = std::min(H, tiles * tid / nt * NR);
-  p.hi = std::min(H, tiles * (tid + 1) / nt * NR);
+  p.lo = std::min(H, tiles * tid / nt * unit_align);
+  p.hi = std::min(H, tiles * (tid + 1) / nt * unit_align);
   return p;
 }
 
@@ -125,14 +127,15 @@ inline bool worth_threads(int64_t B, int64_t H, int gates) {
 // Runs every step in the forward's order (or backward's, reversed), each thread on its part:
 // first(st, part), then second(st, part). For a split by units, a barrier follows second
 // (barrier_after_second) or sits between the two, as the data flow of the recurrence needs.
+// Unit ranges are aligned to unit_align (default: the GEMM tile width of T).
 template <class T, class First, class Second>
 void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_second, int gates,
-                   const First& first, const Second& second) {
+                   const First& first, const Second& second, int64_t unit_align = GemmTile<T>::NR) {
   const int64_t total = total_rows(s);
 #pragma omp parallel if (worth_threads(s.B, s.H, gates))
   {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    const Part part = thread_part<T>(s.B, s.H, tid, nt);
+    const Part part = thread_part(s.B, s.H, tid, nt, unit_align);
     const bool sync = !part.by_rows && nt > 1;  // the same for every thread of the team
     for (Step st = backward ? last_step(s, total) : first_step(s, total); st.t >= 0;
          st = backward ? prev_step(s, st) : next_step(s, st)) {
@@ -146,6 +149,19 @@ void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_
       }
     }
   }
+}
+
+// A 64-byte aligned buffer of count elements for the weights one call packs (freed with it);
+// throws std::bad_alloc when there is no memory.
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+template <class T>
+std::unique_ptr<T, FreeDeleter> packed_buffer(int64_t count) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T) + 63) / 64 * 64;
+  std::unique_ptr<T, FreeDeleter> buffer(static_cast<T*>(std::aligned_alloc(64, bytes)));
+  if (!buffer) throw std::bad_alloc();
+  return buffer;
 }
 
 // ---- the two loops of a step, on one thread's part ---------------------------------------

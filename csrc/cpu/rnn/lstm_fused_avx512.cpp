@@ -1,0 +1,190 @@
+// The LSTM forward recurrence with the cell update fused into the recurrent GEMM's register tile
+// (AVX-512, float): what lstm_sequence_forward (lstm_sequence.cpp) runs on this ISA for float.
+// Same math, layout, threads and outputs as the unfused walk there; it differs in how a step
+// is computed.
+//
+// Why: unfused, a step is four GEMM calls (one per gate, each packing h_prev again) that add
+// h_prev W_g^T into the gates array, then a second pass that reads the four gates back and
+// runs the cells (13 % of a 50x32x128x256 forward). Here W_hh is packed once per call with
+// the four gates of each block of 16 units side by side, so one 6 x 64 register tile holds
+// i, f, g, o of the same 16 units for 6 rows, and its epilogue finishes those cells while the
+// pre-activations are still in registers: add the input projection, activate, c and h, store.
+// h_prev is read in place (broadcasts from up to 6 rows), so nothing is packed per step.
+//
+// Packed W_hh (lstm_fused_pack): ceil(H / 16) panels (H, 64), panel b row k =
+//   [W_i^T[k, u..u+16), W_f^T[k, u..u+16), W_g^T[k, u..u+16), W_o^T[k, u..u+16)], u = 16 b,
+// with W_g^T[k, j] = W_hh[g H + j, k] and units past H zero. 64-byte aligned (H * 256 bytes
+// per panel).
+// Tile: rows r0..r0+ROWS (ROWS <= 6) x one unit block; per depth k 4 aligned loads of the
+// panel row and ROWS broadcasts of h_prev[r][k]; 24 accumulators + 4 + 1 of the 32 zmm.
+// Loop order per step and thread: unit blocks outer (the panel, H * 256 bytes, is reused by
+// every row tile from L1/L2), row tiles inner (h_prev of all rows stays in L1/L2).
+// Tested: tests/kernels/test_rnn_kernels.py (isa avx512, float32: the float64 oracle, tails of
+// units and rows, variable lengths, both directions, 1 and 2 threads). Timed: bench/bench_rnn.py.
+// GCC 12 starts several AVX-512 intrinsics from _mm*_undefined_*() and warns at each use (bug
+// 105593, see pool_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/rnn/lstm_fused.h"
+#include "cpu/rnn/sequence_walk.h"
+#include "cpu/vec_math_avx512.h"
+
+namespace dlcore::cpu::DLCORE_ISA::rnn {
+
+namespace {
+
+constexpr int kUnits = 16;   // units per block: one zmm per gate
+constexpr int kWidth = 64;   // floats per packed panel row: 4 gates x 16 units
+constexpr int kMaxRows = 6;  // rows per register tile
+constexpr int64_t kPrefetchDepths = 64;  // ~1500 cycles of FMAs: covers a miss to memory
+
+// The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
+// pack whole ones.
+void lstm_fused_pack(int64_t H, const float* w_hh, float* wp) {
+  const int64_t blocks = (H + kUnits - 1) / kUnits;
+#pragma omp parallel for schedule(static) if (4 * H * H >= (1 << 18) && !omp_in_parallel())
+  for (int64_t b = 0; b < blocks; ++b) {
+    float* panel = wp + b * H * kWidth;  // (H, 64)
+    const int64_t u0 = b * kUnits, units = std::min<int64_t>(kUnits, H - u0);
+    // 16 depths at a time: each source row contributes 16 contiguous floats, and the 16 x 64
+    // slab written stays in L1.
+    for (int64_t k0 = 0; k0 < H; k0 += kUnits) {
+      const int64_t depth = std::min<int64_t>(kUnits, H - k0);
+      for (int g = 0; g < 4; ++g) {
+        for (int64_t l = 0; l < kUnits; ++l) {
+          const float* src = w_hh + (g * H + u0 + l) * H + k0;  // row g H + u0 + l of W_hh
+          float* dst = panel + k0 * kWidth + g * kUnits + l;
+          if (l < units)
+            for (int64_t k = 0; k < depth; ++k) dst[k * kWidth] = src[k];
+          else
+            for (int64_t k = 0; k < depth; ++k) dst[k * kWidth] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Where the rows of one tile read and write, each a pointer to the row's start.
+struct TileRows {
+  const float* h_prev[kMaxRows];  // (H): the state the row's step starts from
+  const float* c_prev[kMaxRows];  // (H)
+  float* gates[kMaxRows];         // (4H): in the input projection, out the activated gates
+  float* c[kMaxRows];             // (H)
+  float* h[kMaxRows];             // (H)
+};
+
+// One tile: ROWS rows x the 16 units [u, u + 16) of the panel (the first `units` of them
+// valid), K = H deep, then the cells of those units.
+template <int ROWS>
+void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 valid, const TileRows& rows) {
+  __m512 acc[ROWS][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+  const float* a[ROWS];
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) a[i] = rows.h_prev[i];
+  const auto depths = [&](int64_t k0, int64_t k1) {  // acc += h_prev[:, k0:k1] panel[k0:k1]
+    const float* w = panel + k0 * kWidth;
+    for (int64_t k = k0; k < k1; ++k, w += kWidth) {
+      __m512 b[4];
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) b[v] = _mm512_load_ps(w + v * kUnits);
+#pragma GCC unroll 8
+      for (int i = 0; i < ROWS; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i][k]);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_fmadd_ps(ai, b[v], acc[i][v]);
+      }
+    }
+  };
+  // The epilogue's operands are fetched into L1 kPrefetchDepths depths before the end: the
+  // input projection was written long before (in L3 or memory by now), c and h are new lines,
+  // and earlier the panel streaming through L1 would evict them again.
+  const int64_t k_fetch = std::max<int64_t>(0, H - kPrefetchDepths);
+  depths(0, k_fetch);
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) _mm_prefetch(reinterpret_cast<const char*>(rows.gates[i] + q * H + u), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(rows.c_prev[i] + u), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(rows.c[i] + u), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(rows.h[i] + u), _MM_HINT_T0);
+  }
+  depths(k_fetch, H);
+  // Epilogue in two passes, each made of independent chains (rows x gates, then rows), so the
+  // core overlaps their exp / divide latencies; done row after row (gates, c, tanh(c), h) the
+  // chains ran back to back. tanh(x) = 2 sigmoid(2x) - 1 gives one formula for all four gates
+  // (absolute error ~1e-7 near 0, which the cell update cannot tell from exact). The values
+  // stay in the accumulators: a round trip through a stack buffer stalled on store forwarding.
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      float* g = rows.gates[i] + q * H + u;      // gate q of units u.. of row i
+      const float scale = q == 2 ? 2.0f : 1.0f;  // g is a tanh, the others sigmoids
+      const __m512 x = _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g));
+      const __m512 s = zmm::sigmoid(_mm512_mul_ps(_mm512_set1_ps(scale), x));
+      acc[i][q] = _mm512_fmadd_ps(_mm512_set1_ps(scale), s, _mm512_set1_ps(1.0f - scale));
+      _mm512_mask_storeu_ps(g, valid, acc[i][q]);
+    }
+  }
+  const __m512 two = _mm512_set1_ps(2.0f), one = _mm512_set1_ps(1.0f);
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+    const __m512 c_prev = _mm512_maskz_loadu_ps(valid, rows.c_prev[i] + u);
+    const __m512 c = _mm512_fmadd_ps(acc[i][1], c_prev, _mm512_mul_ps(acc[i][0], acc[i][2]));
+    const __m512 tc = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_mul_ps(two, c)), one);
+    _mm512_mask_storeu_ps(rows.c[i] + u, valid, c);
+    _mm512_mask_storeu_ps(rows.h[i] + u, valid, _mm512_mul_ps(acc[i][3], tc));
+  }
+}
+
+using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&);
+constexpr TileFn* kTiles[kMaxRows + 1] = {nullptr,          &fused_tile<1>, &fused_tile<2>, &fused_tile<3>,
+                                          &fused_tile<4>, &fused_tile<5>, &fused_tile<6>};
+
+}  // namespace
+
+void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* h0, const float* c0,
+                                 float* gates, float* y, float* c_all, float* h_n, float* c_n) {
+  const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
+  const auto packed = packed_buffer<float>(blocks * H * kWidth);
+  lstm_fused_pack(H, w_hh, packed.get());
+  const float* wp = packed.get();
+  auto step = [&](const Step& st, const Part& part) {
+    const int64_t r_lo = part.row_lo(st), r_hi = part.row_hi(st);
+    const int64_t b_lo = part.unit_lo() / kUnits, b_hi = (part.unit_hi(H) + kUnits - 1) / kUnits;
+    for (int64_t b = b_lo; b < b_hi; ++b) {
+      const int64_t u = b * kUnits, units = std::min<int64_t>(kUnits, H - u);
+      const __mmask16 valid = static_cast<__mmask16>((1u << units) - 1);
+      for (int64_t r0 = r_lo; r0 < r_hi; r0 += kMaxRows) {
+        const int n = static_cast<int>(std::min<int64_t>(kMaxRows, r_hi - r0));
+        TileRows rows;
+        for (int i = 0; i < n; ++i) {
+          const int64_t r = r0 + i;
+          const bool carried = r < st.carried;
+          rows.h_prev[i] = carried ? y + (st.prev_off + r) * H : h0 + r * H;
+          rows.c_prev[i] = carried ? c_all + (st.prev_off + r) * H : c0 + r * H;
+          rows.gates[i] = gates + (st.off + r) * G;
+          rows.c[i] = c_all + (st.off + r) * H;
+          rows.h[i] = y + (st.off + r) * H;
+        }
+        kTiles[n](H, wp + b * H * kWidth, u, valid, rows);
+      }
+    }
+    copy_part(st, part, st.finishing, st.rows, H, y + st.off * H, h_n);
+    copy_part(st, part, st.finishing, st.rows, H, c_all + st.off * H, c_n);
+  };
+  auto nothing = [](const Step&, const Part&) {};
+  for_each_step<float>(s, /*backward=*/false, /*barrier_after_second=*/true, 4, step, nothing, kUnits);
+}
+
+}  // namespace dlcore::cpu::DLCORE_ISA::rnn
