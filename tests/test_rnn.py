@@ -175,6 +175,30 @@ def test_dropout_between_layers(rng):
     assert not np.allclose(m(x)[0].detach().numpy(), a)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("input_size", [64, 256])  # W_ih, W_hh grads by one GEMM / by two
+def test_weight_grads_of_wide_layers_match_finite_differences(rng, mode, input_size):
+    m = make(mode, {}, input_size, 256)
+    x = dlcore.tensor(rng.standard_normal((3, 2, input_size)))
+    w_out = rng.standard_normal((3, 2, 256))
+
+    def loss():
+        return (m(x)[0] * dlcore.tensor(w_out)).sum()
+
+    loss().backward()
+    eps = 1e-6
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_hh_l0"):
+        p = getattr(m, name)
+        for index in zip(*(rng.integers(0, n, 3) for n in p.shape)):
+            saved = p._data[index]
+            p._data[index] = saved + eps
+            up = loss().item()
+            p._data[index] = saved - eps
+            down = loss().item()
+            p._data[index] = saved
+            assert p.grad.numpy()[index] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-7), (name, index)
+
+
 def test_float32_close_to_float64(rng):
     m64 = nn.LSTM(16, 32, num_layers=2, dtype=F64)
     m32 = nn.LSTM(16, 32, num_layers=2)
