@@ -25,7 +25,9 @@
 //         register transposes (was element by element: 64x512x2048 NT 81 -> 95 GFLOP/s,
 //         576x64x4096 TN 83 -> 96, 400x120x256 TN 90 -> 99 at 1 thread). When the rows of a
 //         thread fit one MC block, each B panel is packed right before its micro-kernel calls
-//         (read back from L1/L2, not L3): 64x4096x1024 NN 77 -> 80.
+//         (read back from L1/L2, not L3): 64x4096x1024 NN 77 -> 80. When a thread's block
+//         has at most kStridedAMaxTiles column tiles, A is not packed at all: the micro-kernel's
+//         twin reads op(A) in place (StridedA), e.g. 4096x64x576 NN 96 -> 107 GFLOP/s.
 //         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
 //         transposed with M <= 8) skip packing and run as row updates (axpy) or dot products.
 // Threads: one OpenMP region splits C into a grid of nearly square blocks (one per thread,
@@ -176,6 +178,21 @@ void epilogue(const GemmArgs<T>& g, int64_t m, int64_t n, int64_t j0, T* C, int6
     if (g.relu)
       for (int64_t j = 0; j < n; ++j) c[j] = c[j] <= T(0) ? T(0) : c[j];  // NaN stays NaN
   }
+}
+
+// Column tiles up to which a thread's block reads A in place (StridedA) instead of packing it:
+// a packed A element is reused by every column tile, so with few tiles the packing (a transpose
+// through registers) is not repaid. Measured at 1 thread (GFLOP/s, packed -> in place, two
+// interleaved runs): 4096x64x576 NN 95-97 -> 106-109, 576x64x4096 TN 90-93 -> 98, 256x120x400
+// NN 100 -> 103.5, 400x120x256 TN 100 -> 104.5, 1600x128x1024 NN 100-106 -> 106-111; with 3-6
+// tiles the runs were too noisy to tell, so the packed path keeps them.
+constexpr int64_t kStridedAMaxTiles = 2;
+
+// op(A)[i, p0:] read in place by a micro-kernel: element (i + r, p0 + q) of op(A).
+template <class T>
+StridedA<T> a_in_place(const GemmArgs<T>& g, const T* A, int64_t i, int64_t p0) {
+  if (g.trans_a) return {A + p0 * g.lda + i, 1, g.lda};  // A stored (K, M)
+  return {A + i * g.lda + p0, g.lda, 1};
 }
 
 // The bias columns from j0 on for the micro-kernel's epilogue: only on the last depth block.
@@ -426,9 +443,23 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
   const int64_t mc_max = std::min(MC, (m1 - m0 + MR - 1) / MR * MR);
   const int64_t nc_max = std::min(NC, (n1 - n0 + NR - 1) / NR * NR);
   const int64_t n_pad = padded_cols<T>(g.N);
-  T* Ap = scratch<T>(0, mc_max * kc_max);                             // (MC / MR, KC, MR)
+  bool strided_a = false;  // A read in place by the micro-kernel: no A panels
+  if constexpr (Tile<T>::kernel_strided_a != nullptr) strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles;
+  // One micro-kernel call: rows [i, i + m) of op(A) from depth pc, packed at ap or in place.
+  const auto tile = [&](int64_t i, int64_t pc, int64_t kc, const T* ap, const T* bp, T* c, int64_t m, int64_t n,
+                        T beta, bool last, int64_t col) {
+    if constexpr (Tile<T>::kernel_strided_a != nullptr) {
+      if (strided_a) {
+        Tile<T>::kernel_strided_a(kc, a_in_place(g, A, i, pc), bp, c, g.ldc, m, n, g.alpha, beta,
+                                  tile_bias(g, last, col), last && g.relu);
+        return;
+      }
+    }
+    Tile<T>::kernel(kc, ap, bp, c, g.ldc, m, n, g.alpha, beta, tile_bias(g, last, col), last && g.relu);
+  };
+  T* Ap = strided_a ? nullptr : scratch<T>(0, mc_max * kc_max);       // (MC / MR, KC, MR)
   T* Bp = B_packed ? nullptr : scratch<T>(1, nc_max * kc_max);        // (NC / NR, KC, NR)
-  if (!Ap || (!B_packed && !Bp)) {  // no memory for the panels: still correct, just slower
+  if ((!strided_a && !Ap) || (!B_packed && !Bp)) {  // no memory for the panels: still correct, just slower
     if (B_packed) {                 // nothing to fall back on but the packed panels themselves
       gemm_rows_packed_b(g, A, C, m0, m1, n0, n1, B_packed);
       return;
@@ -450,15 +481,14 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
         // One row block: each B panel is used by this block only, so it is packed right
         // before its micro-kernel calls and read back from L1/L2 instead of after a trip
         // through L3 (the whole KC x NC block is 4 MiB).
-        pack_a(g, A, m0, m1 - m0, pc, kc, Ap);
+        if (!strided_a) pack_a(g, A, m0, m1 - m0, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t n = std::min<int64_t>(NR, nc - jr);
           pack_b(g, B, pc, kc, jc + jr, n, Bp);
           for (int64_t ir = 0; ir < m1 - m0; ir += MR) {
             T* c = C + (m0 + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
             const int64_t m = std::min<int64_t>(MR, m1 - m0 - ir);
-            Tile<T>::kernel(kc, Ap + ir * kc, Bp, c, g.ldc, m, n, g.alpha, beta, tile_bias(g, last, jc + jr),
-                            last && g.relu);
+            tile(m0 + ir, pc, kc, strided_a ? nullptr : Ap + ir * kc, Bp, c, m, n, beta, last, jc + jr);
           }
         }
         continue;
@@ -466,13 +496,12 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
       if (!B_packed) pack_b(g, B, pc, kc, jc, nc, Bp);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
-        pack_a(g, A, ic, mc, pc, kc, Ap);
+        if (!strided_a) pack_a(g, A, ic, mc, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
             T* c = C + (ic + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
             const int64_t m = std::min<int64_t>(MR, mc - ir), n = std::min<int64_t>(NR, nc - jr);
-            Tile<T>::kernel(kc, Ap + ir * kc, Bb + jr * kc, c, g.ldc, m, n, g.alpha, beta,
-                            tile_bias(g, last, jc + jr), last && g.relu);
+            tile(ic + ir, pc, kc, strided_a ? nullptr : Ap + ir * kc, Bb + jr * kc, c, m, n, beta, last, jc + jr);
           }
         }
       }

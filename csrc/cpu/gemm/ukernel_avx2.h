@@ -59,10 +59,11 @@ struct Ymm<double> {
   static void maskstore(double* p, __m256i k, V v) { _mm256_maskstore_pd(p, k, v); }
 };
 
-// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over panels packed MR
-// rows and NV vectors wide; MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
-template <class T, int MR, int NV, int ROWS, int VECS>
-inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* __restrict b,
+// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over a B panel
+// packed NV vectors wide and A packed or in place (AOperand: PackedA / StridedA, ukernels.h);
+// MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
+template <class T, int MR, int NV, int ROWS, int VECS, class AOperand>
+inline void gemm_ukernel_avx2_part(int64_t kc, AOperand a, const T* __restrict b,
                               T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
                               const T* __restrict bias, bool relu) {
   using Y = Ymm<T>;
@@ -74,13 +75,14 @@ inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* _
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < VECS; ++v) acc[i][v] = Y::zero();
-  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+  const auto rows = a.template rows<ROWS, MR>();  // where row i's depth 0 is
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += NR) {
     V bv[VECS];  // row p of the B panel
 #pragma GCC unroll 4
     for (int v = 0; v < VECS; ++v) bv[v] = Y::load(b + v * L);
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = Y::set1(a[i]);
+      const V ai = Y::set1(rows.row[i][off]);
 #pragma GCC unroll 4
       for (int v = 0; v < VECS; ++v) acc[i][v] = Y::fmadd(ai, bv[v], acc[i][v]);
     }
@@ -110,8 +112,8 @@ inline void gemm_ukernel_avx2_part(int64_t kc, const T* __restrict a, const T* _
 // edge tile runs the instantiation for its m rows and its ceil(n / lanes) vectors (the panel
 // strides stay MR and NR), so it costs what it covers: C of 20 rows is 6 + 6 + 6 + 2 rows of
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
-template <class T, int MR, int NV, int ROWS = MR, int VECS = NV>
-inline void gemm_ukernel_avx2(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand>
+inline void gemm_ukernel_avx2(int64_t kc, AOperand a, const T* __restrict b, T* __restrict c,
                               int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
     if (m < ROWS)

@@ -53,11 +53,13 @@ struct Zmm<double> {
   static void mask_storeu(double* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
 };
 
-// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over panels packed
-// MR rows and NV vectors wide. The accumulators are a fixed array indexed only by
-// compile-time-unrolled loops, so GCC keeps all of them in zmm registers (MR * NV + NV + 1 <= 32).
-template <class T, int MR, int NV, int ROWS, int VECS>
-inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T* __restrict b,
+// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over a B panel
+// packed NV vectors wide and A either packed (a (kc, MR) panel) or read in place (StridedA:
+// element (i, p) at a[i * a.row + p * a.depth]). The accumulators are a fixed array indexed
+// only by compile-time-unrolled loops, so GCC keeps all of them in zmm registers
+// (MR * NV + NV + 1 <= 32).
+template <class T, int MR, int NV, int ROWS, int VECS, class AOperand>
+inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, const T* __restrict b,
                                 T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
                                 const T* __restrict bias, bool relu) {
   using Z = Zmm<T>;
@@ -69,13 +71,14 @@ inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T*
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < VECS; ++v) acc[i][v] = Z::zero();
-  for (int64_t p = 0; p < kc; ++p, a += MR, b += NR) {
+  const auto rows = a.template rows<ROWS, MR>();  // where row i's depth 0 is
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += NR) {
     V bv[VECS];  // row p of the B panel
 #pragma GCC unroll 8
     for (int v = 0; v < VECS; ++v) bv[v] = Z::load(b + v * L);
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = Z::set1(a[i]);
+      const V ai = Z::set1(rows.row[i][off]);
 #pragma GCC unroll 8
       for (int v = 0; v < VECS; ++v) acc[i][v] = Z::fmadd(ai, bv[v], acc[i][v]);
     }
@@ -108,8 +111,9 @@ inline void gemm_ukernel_avx512_part(int64_t kc, const T* __restrict a, const T*
 // edge tile runs the instantiation for its m rows and its ceil(n / lanes) vectors (the panel
 // strides stay MR and NR), so it costs what it covers: C of 20 rows is 6 + 6 + 6 + 2 rows of
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
-template <class T, int MR, int NV, int ROWS = MR, int VECS = NV>
-inline void gemm_ukernel_avx512(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+// AOperand is PackedA<T> or StridedA<T> (ukernels.h).
+template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand>
+inline void gemm_ukernel_avx512(int64_t kc, AOperand a, const T* __restrict b, T* __restrict c,
                                 int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
     if (m < ROWS)

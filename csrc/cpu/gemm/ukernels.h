@@ -14,12 +14,51 @@
 
 namespace dlcore::cpu::DLCORE_ISA {
 
+// The A operand of an intrinsic tile (ukernel_avx512.h, ukernel_avx2.h): rows(), the start of
+// each of the tile's ROWS rows and the distance between consecutive depths.
+template <class T, int ROWS>
+struct ARows {
+  const T* row[ROWS];
+  int64_t step;
+};
+// One packed A panel (kc, MR): element (i, p) at a[p * MR + i].
+template <class T>
+struct PackedA {
+  const T* a;
+  template <int ROWS, int MR>
+  ARows<T, ROWS> rows() const {
+    ARows<T, ROWS> r;
+    for (int i = 0; i < ROWS; ++i) r.row[i] = a + i;
+    r.step = MR;
+    return r;
+  }
+};
+// A read in place: element (i, p) at a[i * row_stride + p * depth_stride] (lda and 1 for A as
+// is, 1 and lda for A transposed).
+template <class T>
+struct StridedA {
+  const T* a;
+  int64_t row_stride, depth_stride;
+  template <int ROWS, int MR>
+  ARows<T, ROWS> rows() const {
+    ARows<T, ROWS> r;
+    for (int i = 0; i < ROWS; ++i) r.row[i] = a + i * row_stride;
+    r.step = depth_stride;
+    return r;
+  }
+};
+
 // C[:m, :n] := alpha * a * b + beta * C[:m, :n]; a (kc, MR) and b (kc, NR) packed, zero-padded.
 // Then, before the store: C[i, j] += bias[j] when bias (the tile's first column) is not null,
 // then C = C <= 0 ? 0 : C when relu (the GEMM's fused epilogue, on the last depth block only).
 template <class T>
 using GemmUkernel = void(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n,
                          T alpha, T beta, const T* bias, bool relu);
+// The same tile reading its m rows of A in place instead of from a packed panel (for a GEMM
+// whose few column tiles would not repay packing A; gemm.cpp).
+template <class T>
+using GemmUkernelStridedA = void(int64_t kc, StridedA<T> a, const T* b, T* c, int64_t ldc, int64_t m,
+                                 int64_t n, T alpha, T beta, const T* bias, bool relu);
 
 // The portable tile: a fixed-size accumulator array that GCC keeps in vector registers.
 // MR = 6 rows x NR = two 16-byte vectors (8 floats, 4 doubles): 12 accumulators + 2 B vectors
@@ -55,26 +94,31 @@ void gemm_ukernel_portable(int64_t kc, const T* __restrict a, const T* __restric
 template <class T>
 struct GemmTile;
 
-// The intrinsic micro-kernels, each defined in its own file (csrc/cpu/gemm/<name>.cpp).
+// The intrinsic micro-kernels, each defined in its own file (csrc/cpu/gemm/<name>.cpp), with
+// their in-place-A twins (<name>_strided_a, same file).
 GemmUkernel<float> sgemm_ukernel_6x64_avx512, sgemm_ukernel_6x16_avx2;
 GemmUkernel<double> dgemm_ukernel_6x32_avx512, dgemm_ukernel_6x8_avx2;
+GemmUkernelStridedA<float> sgemm_ukernel_6x64_avx512_strided_a, sgemm_ukernel_6x16_avx2_strided_a;
+GemmUkernelStridedA<double> dgemm_ukernel_6x32_avx512_strided_a, dgemm_ukernel_6x8_avx2_strided_a;
 
-#define DLCORE_GEMM_UKERNEL(T, mr, nr, ...)                \
-  template <>                                              \
-  struct GemmTile<T> {                                     \
-    static constexpr int MR = mr, NR = nr;                 \
-    static constexpr GemmUkernel<T>* kernel = &__VA_ARGS__;    \
+// kernel_strided_a is null where the ISA has no such twin (the portable tile).
+#define DLCORE_GEMM_UKERNEL(T, mr, nr, packed, strided_a)                \
+  template <>                                                            \
+  struct GemmTile<T> {                                                   \
+    static constexpr int MR = mr, NR = nr;                               \
+    static constexpr GemmUkernel<T>* kernel = packed;                    \
+    static constexpr GemmUkernelStridedA<T>* kernel_strided_a = strided_a; \
   };
 
 #if defined(__AVX512F__)
-DLCORE_GEMM_UKERNEL(float, 6, 64, sgemm_ukernel_6x64_avx512)
-DLCORE_GEMM_UKERNEL(double, 6, 32, dgemm_ukernel_6x32_avx512)
+DLCORE_GEMM_UKERNEL(float, 6, 64, &sgemm_ukernel_6x64_avx512, &sgemm_ukernel_6x64_avx512_strided_a)
+DLCORE_GEMM_UKERNEL(double, 6, 32, &dgemm_ukernel_6x32_avx512, &dgemm_ukernel_6x32_avx512_strided_a)
 #elif defined(__AVX2__)
-DLCORE_GEMM_UKERNEL(float, 6, 16, sgemm_ukernel_6x16_avx2)
-DLCORE_GEMM_UKERNEL(double, 6, 8, dgemm_ukernel_6x8_avx2)
+DLCORE_GEMM_UKERNEL(float, 6, 16, &sgemm_ukernel_6x16_avx2, &sgemm_ukernel_6x16_avx2_strided_a)
+DLCORE_GEMM_UKERNEL(double, 6, 8, &dgemm_ukernel_6x8_avx2, &dgemm_ukernel_6x8_avx2_strided_a)
 #else
-DLCORE_GEMM_UKERNEL(float, 6, 8, gemm_ukernel_portable<float, 6, 8>)
-DLCORE_GEMM_UKERNEL(double, 6, 4, gemm_ukernel_portable<double, 6, 4>)
+DLCORE_GEMM_UKERNEL(float, 6, 8, (&gemm_ukernel_portable<float, 6, 8>), nullptr)
+DLCORE_GEMM_UKERNEL(double, 6, 4, (&gemm_ukernel_portable<double, 6, 4>), nullptr)
 #endif
 
 #undef DLCORE_GEMM_UKERNEL
