@@ -59,11 +59,12 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
     if need.get("x"):
         out["x"] = Tensor(k.gemm(grad_x_side, ctx.w_ih))
     inputs, hidden = ctx.x.shape[1], ctx.h0.shape[1]
-    if need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side and min(inputs, hidden) < 256:
-        # One GEMM for both, d_gates^T [x | h_prev] (G*H, I + H), when one side is thin: a GEMM
-        # of N = I < 256 spends too much on packing d_gates^T for its few column tiles. From 256
-        # up two GEMMs win, as they skip the concatenation and the copies of the two halves
-        # (35x20x650x650: 27.1 -> 24.4 ms at 2 threads; 50x32x128x256 stays with one: 13.0 vs 13.7).
+    if need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side and min(inputs, hidden) < 128:
+        # One GEMM for both, d_gates^T [x | h_prev] (G*H, I + H), when one side is thinner than
+        # two column tiles: its own GEMM would spend too much on d_gates^T for them (100x32x64x512,
+        # 1 thread: 76-78 ms vs 79-84). Otherwise two GEMMs, which skip the concatenation and the
+        # copies of the two halves: 35x20x650x650 27.1 -> 24.4 ms and 50x32x128x256 7.6-8.4 ->
+        # 6.6-6.9 ms at 2 threads (at 1 thread the latter is a tie within noise, 13.1-14.9 ms).
         h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
         xh = concatenate([ctx.x, h_prev], 1)  # (total, I + H)
         both = k.gemm(grad_x_side, xh, None, True, False)
