@@ -178,16 +178,20 @@ def test_dropout_between_layers(rng):
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 @pytest.mark.parametrize("input_size", [64, 128])  # W_ih, W_hh grads by one GEMM / by two
 def test_weight_grads_of_wide_layers_match_finite_differences(rng, mode, input_size):
-    m = make(mode, {}, input_size, 256)
+    """Both directions from a random initial state (the reverse direction and h0 enter the
+    recurrent weight's gradient through their own GEMMs)."""
+    m = make(mode, {}, input_size, 256, bidirectional=True)
     x = dlcore.tensor(rng.standard_normal((3, 2, input_size)))
-    w_out = rng.standard_normal((3, 2, 256))
+    h0 = dlcore.tensor(rng.standard_normal((2, 2, 256)))
+    state = (h0, dlcore.tensor(rng.standard_normal((2, 2, 256)))) if mode == "LSTM" else h0
+    w_out = rng.standard_normal((3, 2, 512))
 
     def loss():
-        return (m(x)[0] * dlcore.tensor(w_out)).sum()
+        return (m(x, state)[0] * dlcore.tensor(w_out)).sum()
 
     loss().backward()
     eps = 1e-6
-    for name in ("weight_ih_l0", "weight_hh_l0", "bias_hh_l0"):
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_hh_l0", "weight_hh_l0_reverse"):
         p = getattr(m, name)
         for index in zip(*(rng.integers(0, n, 3) for n in p.shape)):
             saved = p._data[index]

@@ -46,6 +46,24 @@ def gather_previous_states(y, h0, batch_sizes, reverse):
     return concatenate([y, h0], 0)[np.where(src >= 0, src, total - 1 - src)]
 
 
+def _recurrent_weight_grad(k, grad_h_side, ctx):
+    """grad_h_side^T h_prev (G*H, H). A padded batch on the CPU reads y and h0 where they lie,
+    as two GEMMs over the steps that start from y and those that start from h0, instead of
+    first copying them into h_prev (total, H)."""
+    y, h0, batch_sizes = ctx.y, ctx.h0, ctx.batch_sizes
+    B = h0.shape[0]
+    if type(y) is not np.ndarray or not np.all(batch_sizes == B):
+        h_prev = gather_previous_states(y, h0, batch_sizes, ctx.reverse)
+        return k.gemm(grad_h_side, h_prev, None, True, False)
+    rest = y.shape[0] - B  # rows whose previous state is a row of y
+    if ctx.reverse:  # step t starts from step t + 1's h; the last step from h0
+        from_h0, from_y, y_rows = grad_h_side[rest:], grad_h_side[:rest], y[B:]
+    else:
+        from_h0, from_y, y_rows = grad_h_side[:B], grad_h_side[B:], y[:rest]
+    out = k.gemm(from_h0, h0, None, True, False)
+    return k.gemm(from_y, y_rows, out, True, False, 1.0, 1.0)
+
+
 def _data(t):
     return None if t is None else contig(t._data)
 
@@ -73,8 +91,7 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
         if need.get("w_ih"):
             out["w_ih"] = Tensor(k.gemm(grad_x_side, ctx.x, None, True, False))
         if need.get("w_hh"):
-            h_prev = gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)
-            out["w_hh"] = Tensor(k.gemm(grad_h_side, h_prev, None, True, False))
+            out["w_hh"] = Tensor(_recurrent_weight_grad(k, grad_h_side, ctx))
     if need.get("b_ih"):
         out["b_ih"] = Tensor(sum_dims(grad_x_side, (0,)))
     if need.get("b_hh"):
