@@ -183,10 +183,19 @@ void epilogue(const GemmArgs<T>& g, int64_t m, int64_t n, int64_t j0, T* C, int6
 // Column tiles up to which a thread's block reads A in place (StridedA) instead of packing it:
 // a packed A element is reused by every column tile, so with few tiles the packing (a transpose
 // through registers) is not repaid. Measured at 1 thread (GFLOP/s, packed -> in place, two
-// interleaved runs): 4096x64x576 NN 95-97 -> 106-109, 576x64x4096 TN 90-93 -> 98, 256x120x400
-// NN 100 -> 103.5, 400x120x256 TN 100 -> 104.5, 1600x128x1024 NN 100-106 -> 106-111; with 3-6
-// tiles the runs were too noisy to tell, so the packed path keeps them.
+// interleaved runs): 4096x64x576 NN 95-97 -> 106-109, 256x120x400 NN 100 -> 103.5, 400x120x256
+// TN 100 -> 104.5, 1600x128x1024 NN 100-106 -> 106-111, 576x64x4096 TN 90-93 -> 88-98 (no clear
+// gain); with 3-6 tiles the runs were too noisy to tell, so the packed path keeps them.
 constexpr int64_t kStridedAMaxTiles = 2;
+
+// Whether reading A in place would thrash L1: A transposed is read one cache line per depth,
+// lda apart, and a row stride that is a multiple of 512 bytes maps those lines onto at most 8
+// of the 64 sets (1024x128x1600 TN, lda 4 KiB: 79-82 GFLOP/s in place, 84-86 packed; lda of
+// 2304 or 1600 bytes: 98 and 104.5 in place vs 92 and 100 packed).
+template <class T>
+bool a_in_place_conflicts(const GemmArgs<T>& g) {
+  return g.trans_a && (g.lda * static_cast<int64_t>(sizeof(T))) % 512 == 0;
+}
 
 // op(A)[i, p0:] read in place by a micro-kernel: element (i + r, p0 + q) of op(A).
 template <class T>
@@ -444,7 +453,8 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
   const int64_t nc_max = std::min(NC, (n1 - n0 + NR - 1) / NR * NR);
   const int64_t n_pad = padded_cols<T>(g.N);
   bool strided_a = false;  // A read in place by the micro-kernel: no A panels
-  if constexpr (Tile<T>::kernel_strided_a != nullptr) strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles;
+  if constexpr (Tile<T>::kernel_strided_a != nullptr)
+    strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles && !a_in_place_conflicts(g);
   // One micro-kernel call: rows [i, i + m) of op(A) from depth pc, packed at ap or in place.
   const auto tile = [&](int64_t i, int64_t pc, int64_t kc, const T* ap, const T* bp, T* c, int64_t m, int64_t n,
                         T beta, bool last, int64_t col) {
