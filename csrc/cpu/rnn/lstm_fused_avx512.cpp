@@ -43,6 +43,7 @@ constexpr int kUnits = 16;   // units per block: one zmm per gate
 constexpr int kWidth = 64;   // floats per packed panel row: 4 gates x 16 units
 constexpr int kMaxRows = 6;  // rows per register tile
 constexpr int64_t kPrefetchDepths = 64;  // ~1500 cycles of FMAs: covers a miss to memory
+constexpr int64_t kSerpentineRows = 2;   // rows per thread up to which a step walks W serpentine
 
 // The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
 // pack whole ones.
@@ -162,7 +163,15 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
   auto step = [&](const Step& st, const Part& part) {
     const int64_t r_lo = part.row_lo(st), r_hi = part.row_hi(st);
     const int64_t b_lo = part.unit_lo() / kUnits, b_hi = (part.unit_hi(H) + kUnits - 1) / kUnits;
-    for (int64_t b = b_lo; b < b_hi; ++b) {
+    // With at most kSerpentineRows rows a step is a stream through W_hh's panels (1 MiB at
+    // H = 256, the size of L2), walked forwards on even steps and backwards on odd ones: each
+    // step then starts on the panels the last one used most recently, still in L2, where the
+    // same order every step makes LRU evict each panel just before its next use. 100 x 1 x 256,
+    // 1 / 2 threads: 1.25 -> 1.12 ms / 0.67 -> 0.58 ms. From 8 rows on the reversed walk was
+    // 4-7 % slower (50x32x128x256: 8.9 -> 9.4 ms), and at 4 rows the same.
+    const bool backwards = r_hi - r_lo <= kSerpentineRows && st.t % 2 == 1;
+    for (int64_t n_b = b_lo; n_b < b_hi; ++n_b) {
+      const int64_t b = backwards ? b_hi - 1 - (n_b - b_lo) : n_b;
       const int64_t u = b * kUnits, units = std::min<int64_t>(kUnits, H - u);
       const __mmask16 valid = static_cast<__mmask16>((1u << units) - 1);
       for (int64_t r0 = r_lo; r0 < r_hi; r0 += kMaxRows) {
