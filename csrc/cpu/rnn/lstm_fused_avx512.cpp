@@ -43,7 +43,6 @@ constexpr int kUnits = 16;   // units per block: one zmm per gate
 constexpr int kWidth = 64;   // floats per packed panel row: 4 gates x 16 units
 constexpr int kMaxRows = 6;  // rows per register tile
 constexpr int64_t kPrefetchDepths = 64;  // ~1500 cycles of FMAs: covers a miss to memory
-constexpr int64_t kSerpentineRows = 2;   // rows per thread up to which a step walks W serpentine
 
 // The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
 // pack whole ones.

@@ -199,6 +199,13 @@ void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
 
 // carry[rows, units [u0, u1)] := d_gates[rows] (rows, G*H) W_hh[:, u0:u1] + beta * carry, with
 // W_hh (G*H, H) packed whole; carry (B, H).
+// With at most kSerpentineRows rows the GEMM is a stream through W_hh, whose packed panels
+// are then walked one column tile at a time, backwards on odd steps: each step starts on the
+// panels the last one read most recently, still in L2 (the same order every step lets LRU evict
+// each panel of a W_hh about L2's size just before its next use). Batch-1 LSTM backward,
+// 100 x 1 x 256, 1 thread: 1.50-1.53 -> 1.11-1.13 ms (min of 37).
+constexpr int64_t kSerpentineRows = 2;
+
 template <class T>
 void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* d_gates, const T* w_hh,
                 T beta, T* carry) {
@@ -213,7 +220,17 @@ void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
   a.lda = gates * H;
   a.C = carry + r0 * H;
   a.ldc = H;
-  gemm_packed_columns<T>(a, w_hh, u0, u1);
+  if (r1 - r0 > kSerpentineRows) {
+    gemm_packed_columns<T>(a, w_hh, u0, u1);
+    return;
+  }
+  constexpr int64_t NR = GemmTile<T>::NR;
+  const int64_t tiles = (u1 - u0 + NR - 1) / NR;
+  for (int64_t n = 0; n < tiles; ++n) {
+    const int64_t tile = st.t % 2 == 1 ? tiles - 1 - n : n;
+    const int64_t c0 = u0 + tile * NR;
+    gemm_packed_columns<T>(a, w_hh, c0, std::min(u1, c0 + NR));
+  }
 }
 
 // cells(r, u0, u1) for each row of this step in the part, on the part's units.
