@@ -71,10 +71,12 @@ inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, const T* __restrict
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < VECS; ++v) acc[i][v] = Z::zero();
-  // A depth block after the first (beta = 1) reads C back at the end; fetching it at the start
-  // hides that miss behind the FMAs (C of a large GEMM lives in L3: 1 thread, 2048^3 96-103 ->
-  // 106-109 GFLOP/s, 1024^3 97-105 -> 106-108).
-  if (beta != T(0)) {
+  // The tile's lines of C are fetched at the start, so their misses hide behind the FMAs: a
+  // depth block after the first reads C back at the end (C of a large GEMM lives in L3: 1
+  // thread, 2048^3 96-103 -> 106-109 GFLOP/s, 1024^3 97-105 -> 106-108), and the first one
+  // writes it, which misses the same way when K is small (3200x2048x64 NT 77-96 -> 87-103,
+  // 1600x1024x128 NT 96-103 -> 101-109; three interleaved runs).
+  {
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 8
