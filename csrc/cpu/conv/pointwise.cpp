@@ -82,6 +82,12 @@ void pointwise_tile(int64_t K, const T* __restrict a, const T* __restrict b, int
                     const T* __restrict bias, bool first, bool relu, T* __restrict out,
                     int64_t ldo, int64_t m) {
   constexpr int NR = NV * kLanes<T>;
+  // The tile's lines of y, fetched now so that the stores at the end (y is written once, 6.4 MB
+  // for conv1x1_28) do not wait on their misses, as in the GEMM micro-kernel: conv1x1_28
+  // forward, min of ~400 calls, 9.31-9.40 -> 8.87-8.96 ms at 1 thread, 4.63-4.65 -> 4.31-4.43 at 2.
+  constexpr int kLines = (NR * static_cast<int>(sizeof(T)) + 63) / 64;
+  for (int64_t i = 0; i < m; ++i)
+    for (int l = 0; l < kLines; ++l) __builtin_prefetch(reinterpret_cast<const char*>(out + i * ldo) + 64 * l, 1, 3);
   T acc[M][NR];
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = first || i >= m ? bias[i] : out[i * ldo + j];
