@@ -1,7 +1,8 @@
 // dgemm_ukernel_6x32_avx512: the AVX-512 double GEMM micro-kernel, a 6 x 32 register tile
 // (6 rows x 4 vectors of 8 doubles).
 //
-// Math/contract (and of the _strided_a twin, which reads A in place): C[:m, :n] := alpha * a * b + beta * C[:m, :n] over a packed A panel a (kc, 6) and
+// Math/contract (and of the _strided_a twin, which reads A in place): C[:m, :n] :=
+// alpha * a * b + beta * C[:m, :n] over a packed A panel a (kc, 6) and
 // a packed B panel b (kc, 32), zero-padded, m <= 6, n <= 32; beta == 0 does not read C; edges
 // masked inside (csrc/cpu/gemm/README.md). Registered in csrc/cpu/gemm/ukernels.h.
 // Tested: tests/kernels/test_gemm_kernels.py (isa fixture = avx512: every size 1..70, the tile edges).
@@ -10,15 +11,6 @@
 
 namespace dlcore::cpu::DLCORE_ISA {
 
-void dgemm_ukernel_6x32_avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, int64_t m, int64_t n,
-                         double alpha, double beta, const double* bias, bool relu) {
-  gemm_ukernel_avx512<double, 6, 4>(kc, PackedA<double>{a}, b, c, ldc, m, n, alpha, beta, bias, relu);
-}
-
-void dgemm_ukernel_6x32_avx512_strided_a(int64_t kc, StridedA<double> a, const double* b, double* c, int64_t ldc,
-                                         int64_t m, int64_t n, double alpha, double beta, const double* bias,
-                                         bool relu) {
-  gemm_ukernel_avx512<double, 6, 4>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
-}
+DLCORE_DEFINE_GEMM_UKERNELS(dgemm_ukernel_6x32_avx512, double, gemm_ukernel_avx512<double, 6, 4>)
 
 }  // namespace dlcore::cpu::DLCORE_ISA

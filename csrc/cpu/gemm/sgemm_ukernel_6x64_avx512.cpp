@@ -1,7 +1,8 @@
 // sgemm_ukernel_6x64_avx512: the AVX-512 float GEMM micro-kernel, a 6 x 64 register tile
 // (6 rows x 4 vectors of 16 floats).
 //
-// Math/contract (and of the _strided_a twin, which reads A in place): C[:m, :n] := alpha * a * b + beta * C[:m, :n] over a packed A panel a (kc, 6) and
+// Math/contract (and of the _strided_a twin, which reads A in place): C[:m, :n] :=
+// alpha * a * b + beta * C[:m, :n] over a packed A panel a (kc, 6) and
 // a packed B panel b (kc, 64), zero-padded, m <= 6, n <= 64; beta == 0 does not read C; edges
 // masked inside (csrc/cpu/gemm/README.md). Registered in csrc/cpu/gemm/ukernels.h.
 // Tested: tests/kernels/test_gemm_kernels.py (isa fixture = avx512: every size 1..70, the tile edges).
@@ -10,15 +11,6 @@
 
 namespace dlcore::cpu::DLCORE_ISA {
 
-void sgemm_ukernel_6x64_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m, int64_t n,
-                         float alpha, float beta, const float* bias, bool relu) {
-  gemm_ukernel_avx512<float, 6, 4>(kc, PackedA<float>{a}, b, c, ldc, m, n, alpha, beta, bias, relu);
-}
-
-void sgemm_ukernel_6x64_avx512_strided_a(int64_t kc, StridedA<float> a, const float* b, float* c, int64_t ldc,
-                                         int64_t m, int64_t n, float alpha, float beta, const float* bias,
-                                         bool relu) {
-  gemm_ukernel_avx512<float, 6, 4>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
-}
+DLCORE_DEFINE_GEMM_UKERNELS(sgemm_ukernel_6x64_avx512, float, gemm_ukernel_avx512<float, 6, 4>)
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -101,6 +101,19 @@ GemmUkernel<double> dgemm_ukernel_6x32_avx512, dgemm_ukernel_6x8_avx2;
 GemmUkernelStridedA<float> sgemm_ukernel_6x64_avx512_strided_a, sgemm_ukernel_6x16_avx2_strided_a;
 GemmUkernelStridedA<double> dgemm_ukernel_6x32_avx512_strided_a, dgemm_ukernel_6x8_avx2_strided_a;
 
+// Defines the micro-kernel `name` and its twin name##_strided_a as one intrinsic register tile
+// (a gemm_ukernel_<isa><T, MR, NV> instantiation, passed as the variadic argument), in a
+// <name>.cpp compiled with that ISA's flags.
+#define DLCORE_DEFINE_GEMM_UKERNELS(name, T, ...)                                                       \
+  void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n, T alpha, T beta, \
+            const T* bias, bool relu) {                                                                 \
+    __VA_ARGS__(kc, PackedA<T>{a}, b, c, ldc, m, n, alpha, beta, bias, relu);                           \
+  }                                                                                                     \
+  void name##_strided_a(int64_t kc, StridedA<T> a, const T* b, T* c, int64_t ldc, int64_t m, int64_t n,  \
+                        T alpha, T beta, const T* bias, bool relu) {                                    \
+    __VA_ARGS__(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);                                       \
+  }
+
 // kernel_strided_a is null where the ISA has no such twin (the portable tile).
 #define DLCORE_GEMM_UKERNEL(T, mr, nr, packed, strided_a)                \
   template <>                                                            \
