@@ -81,6 +81,16 @@ CvPlan plan_of(const Conv2dShape& s) {
   return p;
 }
 
+// Image n of x (N, C, H, W) as the tiles read it, (C, Hp, Wp): in place without padding, else
+// copied into the thread's padded frame xp (whose borders stay zero).
+template <class T>
+const T* image_frame(const Conv2dShape& s, const CvPlan& p, const T* x, int64_t n, T* xp) {
+  const T* xi = x + n * s.C * p.HW;
+  if (!p.pad) return xi;
+  copy_into_padded_frame(s, p.plane, p.Wp, xi, xp);
+  return xp;
+}
+
 // Balanced chunks: n items in ceil(n / max) chunks of at most `max`; returns the chunk size.
 int64_t chunk(int64_t n, int64_t max) {
   const int64_t chunks = (n + max - 1) / max;
@@ -222,12 +232,8 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
     std::fill(xp, xp + xp_size, T(0));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
-      const T* xi = x + n * s.C * p.HW;  // (C, Hp, Wp)
-      if (p.pad) {
-        copy_into_padded_frame(s, p.plane, p.Wp, xi, xp);
-        xi = xp;
-      }
-      T* y_n = y + n * s.C_out * p.P;  // (C_out, OH, OW)
+      const T* xi = image_frame(s, p, x, n, xp);  // (C, Hp, Wp)
+      T* y_n = y + n * s.C_out * p.P;                // (C_out, OH, OW)
       for (int64_t g = 0; g < p.G; ++g)
         for (int64_t blk = 0; blk < p.nblk; ++blk) {
           const T* a = packed.get() + (g * p.nblk + blk) * p.Kc * V;  // (Kc, V)
@@ -275,11 +281,7 @@ void cv_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* gr
     std::fill(xp, xp + per_thread, T(0));  // borders, unused lanes and partial sums start at 0
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
-      const T* xi = x + n * s.C * p.HW;  // (C, Hp, Wp)
-      if (p.pad) {
-        copy_into_padded_frame(s, p.plane, p.Wp, xi, xp);
-        xi = xp;
-      }
+      const T* xi = image_frame(s, p, x, n, xp);  // (C, Hp, Wp)
       for (int64_t g = 0; g < p.G; ++g)
         for (int64_t blk = 0; blk < p.nblk; ++blk) {
           const int64_t co0 = g * p.Cog + blk * V;
