@@ -45,7 +45,7 @@ from bench_rnn import (
     numpy_lstm,
     resolve_common_args,
     run_pair,
-    time_call,
+    train_step_child,
 )
 
 V, E, H, T, B = 65, 64, 512, 100, 32  # vocab, embedding, hidden, seq, batch
@@ -155,24 +155,8 @@ def torch_model(case):
 
 
 def child(lib, threads, case_path, repeat, sample_s):
-    case = dict(np.load(case_path))
-    if lib == "dlcore":
-        import dlcore
-
-        dlcore.set_num_threads(threads)
-        _, step = dlcore_model(case)
-        ref = case["ref_losses"]
-        losses = np.array([step().item() for _ in range(ref.size)])
-        worst = float(np.max(np.abs(losses - ref)))
-        if not worst < LOSS_TOL:
-            raise SystemExit(f"bench_char_lstm_step: dlcore losses {losses.tolist()} differ from the reference "
-                             f"{ref.tolist()} (max |diff| {worst:.3g} >= {LOSS_TOL}); not timing wrong results")
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-        _, step = torch_model(case)
-    return {"step": time_call(step, repeat, sample_s)}
+    return train_step_child("bench_char_lstm_step", lib, threads, dict(np.load(case_path)), (dlcore_model, torch_model), repeat,
+                            sample_s, LOSS_TOL)
 
 
 # ---------------------------------------------------------------- parent side: the table

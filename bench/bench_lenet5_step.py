@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _sidebyside import torch_available
-from bench_rnn import add_common_args, foreign_warning, header, resolve_common_args, run_pair, time_call
+from bench_rnn import (add_common_args, foreign_warning, header, resolve_common_args, run_pair,
+                       train_step_child)
 
 LR, MOMENTUM = 0.01, 0.9
 LOSS_TOL = 1e-4
@@ -119,25 +120,8 @@ def torch_model(case):
 
 
 def child(lib, threads, case_path, repeat, sample_s):
-    case = dict(np.load(case_path))
-    if lib == "dlcore":
-        import dlcore
-
-        dlcore.set_num_threads(threads)
-        _, step = dlcore_model(case)
-        if "ref_losses" in case:
-            ref = case["ref_losses"]
-            losses = np.array([step().item() for _ in range(ref.size)])
-            worst = float(np.max(np.abs(losses - ref)))
-            if not worst < LOSS_TOL:
-                raise SystemExit(f"bench_lenet5_step: dlcore losses {losses.tolist()} differ from torch's "
-                                 f"{ref.tolist()} (max |diff| {worst:.3g} >= {LOSS_TOL}); not timing wrong results")
-    else:
-        import torch
-
-        torch.set_num_threads(threads)
-        _, step = torch_model(case)
-    return {"step": time_call(step, repeat, sample_s)}
+    return train_step_child("bench_lenet5_step", lib, threads, dict(np.load(case_path)), (dlcore_model, torch_model), repeat,
+                            sample_s, LOSS_TOL)
 
 
 # ---------------------------------------------------------------- parent side: the table

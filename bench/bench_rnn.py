@@ -87,6 +87,31 @@ def time_call(fn, repeat, sample_s):
     return statistics.median(times), min(times)
 
 
+def train_step_child(name, lib, threads, case, models, repeat, sample_s, loss_tol):
+    """A training-step benchmark's child (bench_lenet5_step, bench_char_lstm_step): builds lib's
+    model from the case with models = (dlcore_model, torch_model), each returning (model, step);
+    dlcore's first losses must match case["ref_losses"] where the case has them (wrong results
+    are never timed); then times one step."""
+    if lib == "dlcore":
+        import dlcore
+
+        dlcore.set_num_threads(threads)
+        _, step = models[0](case)
+        if "ref_losses" in case:
+            ref = case["ref_losses"]
+            losses = np.array([step().item() for _ in range(ref.size)])
+            worst = float(np.max(np.abs(losses - ref)))
+            if not worst < loss_tol:
+                raise SystemExit(f"{name}: dlcore losses {losses.tolist()} differ from the reference "
+                                 f"{ref.tolist()} (max |diff| {worst:.3g} >= {loss_tol}); not timing wrong results")
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        _, step = models[1](case)
+    return {"step": time_call(step, repeat, sample_s)}
+
+
 # ---------------------------------------------------------------- the case both children run
 def numpy_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """float64 reference forward: x (T, B, I), h0/c0 (B, H) -> output (T, B, H). Gates (i, f, g, o)."""
