@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "cpu/transpose16.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
 
@@ -37,34 +35,8 @@ void load_transposed(const T* __restrict g, int64_t P, int64_t m, T* __restrict 
 }
 
 #if defined(__AVX512F__)
-// GCC 12's unpack/shuffle intrinsics pass _mm512_undefined_ps() (`__m512 __Y = __Y;`) as the
-// unused merge source, which -Wmaybe-uninitialized reports once inlined here: a false positive.
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// r[i] := column i of the 16 x 16 block whose rows are r[0..15].
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16], v[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j) {
-      v[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
-      v[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xDD);
-    }
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0xDD);
-  }
-}
-
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // see cpu/transpose16.h
 template <>
 inline void store_transposed<float>(const float* __restrict yb, int64_t P, int64_t m,
                                     const float* bias, bool relu, float* __restrict y,

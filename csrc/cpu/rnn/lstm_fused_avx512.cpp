@@ -31,9 +31,9 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cpu/conv/transpose_parts.h"  // transpose16
 #include "cpu/rnn/lstm_fused.h"
 #include "cpu/rnn/sequence_walk.h"
+#include "cpu/transpose16.h"
 #include "cpu/vec_math_avx512.h"
 
 namespace dlcore::cpu::DLCORE_ISA::rnn {
