@@ -45,6 +45,7 @@ from bench_rnn import (
     numpy_lstm,
     resolve_common_args,
     run_pair,
+    torch_reference,
     train_step_child,
 )
 
@@ -78,12 +79,7 @@ def make_case(path):
     case = {"inputs": rng.integers(0, V, (T, B)).astype(np.int64),
             "targets": rng.integers(0, V, T * B).astype(np.int64)}
     if torch_available():
-        import torch
-
-        torch.manual_seed(0)
-        model, step = torch_model(case)
-        case.update({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})  # before any step
-        case["ref_losses"] = np.array([step().item() for _ in range(CHECK_STEPS)])
+        torch_reference(case, torch_model, CHECK_STEPS)
         np.savez(path, **case)
         return "torch"
     case["embed.weight"] = rng.standard_normal((V, E), dtype=np.float32)

@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 
 from _sidebyside import torch_available
 from bench_rnn import (add_common_args, foreign_warning, header, resolve_common_args, run_pair,
-                       train_step_child)
+                       torch_reference, train_step_child)
 
 LR, MOMENTUM = 0.01, 0.9
 LOSS_TOL = 1e-4
@@ -55,12 +55,7 @@ def make_case(batch, path):
     case = {"images": rng.standard_normal((batch, 1, 28, 28)).astype(np.float32),
             "labels": rng.integers(0, 10, batch).astype(np.int64)}
     if torch_available():
-        import torch
-
-        torch.manual_seed(0)
-        model, step = torch_model(case)
-        case.update({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})  # before any step
-        case["ref_losses"] = np.array([step().item() for _ in range(CHECK_STEPS)])
+        torch_reference(case, torch_model, CHECK_STEPS)
     np.savez(path, **case)
 
 

@@ -87,6 +87,17 @@ def time_call(fn, repeat, sample_s):
     return statistics.median(times), min(times)
 
 
+def torch_reference(case, torch_model, steps):
+    """Adds torch's initial weights and its first `steps` losses (ref_losses) to the case dict of a
+    training-step benchmark (bench_lenet5_step, bench_char_lstm_step); torch must be installed."""
+    import torch
+
+    torch.manual_seed(0)
+    model, step = torch_model(case)
+    case.update({k: v.detach().numpy().copy() for k, v in model.state_dict().items()})  # before any step
+    case["ref_losses"] = np.array([step().item() for _ in range(steps)])
+
+
 def train_step_child(name, lib, threads, case, models, repeat, sample_s, loss_tol):
     """A training-step benchmark's child (bench_lenet5_step, bench_char_lstm_step): builds lib's
     model from the case with models = (dlcore_model, torch_model), each returning (model, step);
