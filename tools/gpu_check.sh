@@ -10,7 +10,12 @@
 #
 # DATA_DIR holds mnist/ and tinyshakespeare/ (default ../shared/data); without mnist/
 # LeNet trains on the embedded sample (which cannot reach the 98.9 % goal). Env: GPU_CHECK_EPOCHS (default 10),
-# CUDA_ARCH (default: the device's, e.g. 90), GPU_CHECK_STAGES (default "all").
+# CUDA_ARCH (default: the device's, e.g. 90), GPU_CHECK_STAGES (default "all"), GPU_CHECK_SECONDS
+# (a budget for the whole run: each stage's limit is cut to what is left of it; default none).
+#
+# Stages: install, tests, tests_cp_async (the CUDA tests with gemm's cp.async rule on, see
+# kCpAsyncVerified in csrc/cuda/gemm.cu), lenet_run1, lenet_repro, char_lstm, sanitize,
+# sanitize_cp_async, bench, bench_variant (every float32 GEMM kernel forced, the rule's timings).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logdir="${1:?usage: tools/gpu_check.sh LOGDIR [DATA_DIR]}"
@@ -22,10 +27,17 @@ summary="$logdir/summary.txt"
 : >"$summary"
 export PYTHONUNBUFFERED=1
 
+budget="${GPU_CHECK_SECONDS:-}"
+
 stage() {  # stage NAME LIMIT_SECONDS TAIL_LINES COMMAND...
   local name=$1 limit=$2 lines=$3
   shift 3
   if [ "$stages" != all ] && [[ " $stages " != *" $name "* ]]; then return 0; fi
+  if [ -n "$budget" ]; then
+    local left=$((budget - SECONDS))
+    if [ "$left" -lt 20 ]; then echo "$name: skipped, ${left} s of GPU_CHECK_SECONDS left" | tee -a "$summary"; return 0; fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   local start=$SECONDS
   echo "== $name (limit ${limit}s): $*"
   timeout "$limit" "$@" >"$logdir/$name.log" 2>&1
@@ -50,6 +62,8 @@ run_dir="$(mktemp -d)"  # outside the source tree, so the installed package is t
 # its worker is reported as a failure instead of ending the run.
 parallel=$(python3 -c "import xdist" 2>/dev/null && echo "-n $(nproc)")
 stage tests 200 40 bash -c "cd '$run_dir' && python3 -m dlcore.info && python3 -m pytest '$tests_dir' -q -p no:cacheprovider $parallel --maxfail=60 -rfE"
+stage tests_cp_async 90 20 bash -c "cd '$run_dir' && DLCORE_GEMM_CP_ASYNC=1 python3 -m pytest '$tests_dir' -q \
+  -p no:cacheprovider $parallel -k cuda --maxfail=30 -rfE"
 stage lenet_run1 150 14 python3 -m dlcore.examples.lenet5 --device cuda --data "$data" --epochs "$epochs" \
   --no-progress --checkpoint "$run_dir/lenet5_cuda.safetensors"
 # Reproducibility: two identical short runs must give the same per-epoch loss digests.
@@ -65,6 +79,11 @@ stage char_lstm 150 6 python3 -m dlcore.examples.char_lstm --device cuda --data 
   --max-steps 100 --sample 80 --out "$run_dir/char_lstm" --no-progress
 stage sanitize 180 8 bash -c "compute-sanitizer --tool memcheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py \
   && compute-sanitizer --tool racecheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py"
-stage bench 240 40 bash -c "python3 bench/bench_cuda.py && python3 bench/bench_cuda_gemm.py"
+stage sanitize_cp_async 120 8 bash -c "DLCORE_GEMM_CP_ASYNC=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  python3 tools/gpu_sanitize_subset.py && DLCORE_GEMM_CP_ASYNC=1 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tools/gpu_sanitize_subset.py"
+stage bench 240 40 bash -c "python3 bench/bench_cuda.py && python3 bench/bench_cuda_gemm.py --repeats 5 \
+  && DLCORE_GEMM_CP_ASYNC=1 python3 bench/bench_cuda_gemm.py --precisions fp32 --repeats 5"
+stage bench_variant 180 60 python3 bench/bench_cuda_gemm.py --variant --repeats 3 --splits 2,4,8
 echo "== summary"
 cat "$summary"

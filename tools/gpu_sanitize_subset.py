@@ -54,6 +54,13 @@ def main():
             (a @ b).sum().backward()
         finally:
             dlcore.set_matmul_precision("highest")
+    # Every float32 GEMM kernel forced (the cp.async ones unsplit and split-K), odd shapes.
+    from dlcore.cuda.kernels.gemm import gemm_with_tile, variants
+    for kernel, (_, _, split_k) in variants().items():
+        for splits in ((1, 3) if split_k else (0,)):
+            gemm_with_tile(kernel, x._data, dlcore.randn(19, 70, device=dev)._data, splits=splits)
+            gemm_with_tile(kernel, dlcore.randn(5, 3, 131, device=dev)._data,
+                           dlcore.randn(5, 131, 33, device=dev)._data, splits=splits)
     dlcore.cuda.synchronize()
     host = model[0].weight.detach().cpu().numpy()
     assert np.isfinite(host).all(), "non-finite weights after the optimizer steps"
