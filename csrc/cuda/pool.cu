@@ -1,5 +1,7 @@
 // max_pool2d and avg_pool2d, forward and backward, on the GPU: NCHW, float32 / float64, the
-// conventions of the CPU kernels (csrc/cpu/ref/pool.cpp), which these reproduce bit for bit.
+// conventions of the CPU kernels (csrc/cpu/ref/pool.cpp), which these reproduce bit for bit,
+// except float32 avg forward: the CPU sums windows of <= 16 taps in float (its 2x2 SIMD
+// kernels pairwise), this one in double, so the two can differ in the last bits.
 //
 // Math:   window (oh, ow) covers rows h = oh*stride_h - pad_h + kh*dil_h (kh < KH), columns
 //         w likewise; positions outside [0, H) x [0, W) are padding and never win / add.

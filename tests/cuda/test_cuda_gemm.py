@@ -263,9 +263,9 @@ print("rule ok", sorted(picked))
 
 
 def test_the_rule_under_its_environment_switch():
-    """DLCORE_GEMM_CP_ASYNC=1 (read once a process) turns gemm's rule on before
-    kCpAsyncVerified is flipped: skinny shapes (split-K), mid and large grids (on an H100's 132
-    SMs the shapes pick all three cp.async kernels), integer-exact."""
+    """gemm's rule (on by default since kCpAsyncVerified; DLCORE_GEMM_CP_ASYNC=1 turns it on
+    where that constant is false, read once a process): skinny shapes (split-K), mid and large
+    grids (on an H100's 132 SMs both chosen cp.async kernels), integer-exact."""
     import os
     import subprocess
     import sys

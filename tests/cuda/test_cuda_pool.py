@@ -108,17 +108,24 @@ def test_max_pool2d_cuda_ties_nan_and_infinities(rng, name, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("name", list(AVG_CASES))
-def test_avg_pool2d_cuda_matches_cpu_bitwise(rng, name, dtype):
+def test_avg_pool2d_cuda_matches_cpu(rng, name, dtype):
+    """Forward: float64 bitwise equal to the CPU kernel (both sum in double, row-major); float32
+    within the oracle's bound, as the CPU's is: the GPU sums in double, while the CPU sums
+    windows of <= 16 taps in float (its 2x2 SIMD kernels pairwise), a few ulps apart. Backward
+    (each window's share rounded to T, added in output order) bitwise equal in both."""
     x_shape, kernel, stride, padding, ceil_mode, count_include_pad = AVG_CASES[name]
     what = f"{name} {np.dtype(dtype).name}"
     x = rng.standard_normal(x_shape).astype(dtype)
     y = avg_pool2d_forward(dev(x), kernel, stride, padding, ceil_mode, count_include_pad).get()
     assert y.dtype == dtype
-    np.testing.assert_array_equal(y, _C.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad),
-                                  err_msg=f"avg_pool2d_forward {what}")
+    y_cpu = _C.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
     ref = oracles.avg_pool2d(x.astype(np.float64), kernel, stride, padding, ceil_mode, count_include_pad)
-    assert_close(y, ref, atol=1e-6 if dtype == np.float32 else 1e-14,
-                 rtol=1e-5 if dtype == np.float32 else 1e-14, what=f"avg_pool2d_forward vs oracle {what}")
+    tol = dict(atol=1e-6, rtol=1e-5) if dtype == np.float32 else dict(atol=1e-14, rtol=1e-14)
+    assert_close(y, ref, **tol, what=f"avg_pool2d_forward vs oracle {what}")
+    if dtype == np.float64:
+        np.testing.assert_array_equal(y, y_cpu, err_msg=f"avg_pool2d_forward {what}")
+    else:
+        assert_close(y_cpu, ref, **tol, what=f"CPU avg_pool2d_forward vs oracle {what}")
 
     gy = rng.standard_normal(y.shape).astype(dtype)
     gx = avg_pool2d_backward(dev(gy), x_shape, kernel, stride, padding, ceil_mode, count_include_pad).get()
@@ -179,8 +186,9 @@ def test_pool2d_cuda_non_contiguous_input(rng):
     y_cpu, index_cpu = _C.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), True)
     np.testing.assert_array_equal(y.get(), y_cpu)
     np.testing.assert_array_equal(index.get(), index_cpu)
-    np.testing.assert_array_equal(avg_pool2d_forward(view, (2, 3), (1, 2), (1, 1), False, False).get(),
-                                  _C.avg_pool2d_forward(x, (2, 3), (1, 2), (1, 1), False, False))
+    y = avg_pool2d_forward(view, (2, 3), (1, 2), (1, 1), False, False).get()
+    np.testing.assert_allclose(y, oracles.avg_pool2d(x.astype(np.float64), (2, 3), (1, 2), (1, 1), False, False),
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
