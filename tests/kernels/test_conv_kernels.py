@@ -44,6 +44,13 @@ CASES = {
     "cv_wide_rows": (2, 3, 6, 30, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1),
     # 7x9 kernel: backward_weight tap tiles of 5 + 2 rows x 5 + 4 columns.
     "cv_big_kernel": (2, 2, 9, 11, 16, (7, 9), (1, 1), (1, 2), (1, 1), 1),
+    # Batch in vector (direct_bv.cpp), backward_input of layers with <= 8 input channels and
+    # at least V images a thread (33-35 images: 2 threads of 16 lanes, a last group of 1-3):
+    # LeNet-like 5x5 unpadded; a 3x5 kernel padded (1, 2), odd widths; OW = 30 in column
+    # tiles, 8 input channels.
+    "bv_lenet_like": (33, 6, 9, 11, 5, (5, 5), (1, 1), (0, 0), (1, 1), 1),
+    "bv_pad_rect": (34, 3, 7, 13, 4, (3, 5), (1, 1), (1, 2), (1, 1), 1),
+    "bv_wide": (35, 8, 5, 30, 3, (3, 3), (1, 1), (0, 1), (1, 1), 1),
     # Pointwise (pointwise.cpp): P = 153 = 64 + 64 + 16 + a copied tail of 9; P = 96 = 64 + 32;
     # backward_weight with 14 and 7 output channels (one partial vector).
     "pointwise_tail": (2, 20, 9, 17, 14, (1, 1), (1, 1), (0, 0), (1, 1), 1),
@@ -229,7 +236,8 @@ def test_conv2d_direct_variants(isa, rng, name, dtype):
 
 
 @pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block",
-                                  "cv_wide_rows", "cv_big_kernel", "pointwise_tail", "pointwise_no_tail",
+                                  "cv_wide_rows", "cv_big_kernel", "bv_lenet_like", "bv_pad_rect", "bv_wide",
+                                  "pointwise_tail", "pointwise_no_tail",
                                   "pointwise_many_out", "pointwise_deep", "pointwise_groups",
                                   "pointwise_split", "pointwise_split_f64",
                                   "direct_groups_dilation"])

@@ -1,8 +1,9 @@
 // conv2d_forward, conv2d_backward_input, conv2d_backward_weight: NCHW convolution with any
-// stride, padding, dilation and groups: a direct path (three variants) for stride 1 and short
+// stride, padding, dilation and groups: a direct path (four variants) for stride 1 and short
 // reductions, Winograd where csrc/cpu/conv/winograd.cpp prefers it, otherwise this ISA's gemm
 // over explicit im2col / col2im. This file holds the entry points, the rule and two of the
-// paths (gemm, wide direct); csrc/cpu/conv/direct_cv.cpp and pointwise.cpp the other variants.
+// paths (gemm, wide direct); csrc/cpu/conv/direct_cv.cpp, direct_bv.cpp and pointwise.cpp the
+// other variants.
 //
 // Math, with G groups, Cg = C / G, Cog = C_out / G and g = co / Cog:
 //   y[n, co, oh, ow] = bias[co] + sum_{c < Cg, kh, kw} w[co, c, kh, kw]
@@ -17,7 +18,7 @@
 //
 // Direct path (stride 1): col is never built. backward_input at stride 1 is the forward conv of
 // grad_y padded by (K-1)*dil - pad with the weights flipped and transposed per group, so every
-// forward variant serves it too. Three variants, picked inside algo 'direct':
+// forward variant serves it too. Four variants, picked inside algo 'direct':
 // * wide (here): the image is copied once into its zero-padded frame xp (C, Hp, Wp); at the
 //   wide index q = oh*Wp + ow, tap (c, kh, kw) reads xp[c*Hp*Wp + kh*dh*Wp + kw*dw + q], so a
 //   run of consecutive q is one contiguous run of xp (the row of col, shifted). A register tile
@@ -31,7 +32,10 @@
 //   up to the vector instead of 6.
 // * pointwise (pointwise.cpp; 1x1, no padding): w @ x[n] with x[n] read in place, not packed;
 //   backward_weight sums x[n] rows times grad_y[n]^T rows, again without packing x.
-// Which one: pointwise whenever it fits; else channels-in-vector where it fits and its share of
+// * batch in vector (direct_bv.cpp; backward_input only, dilation 1, one group): V images
+//   across the lanes, weights broadcast, the kernel rows that land on padding skipped.
+// Which one: backward_input takes batch in vector for layers of at most kBvMaxChannels input
+// channels with V images per thread (use_bv); then pointwise whenever it fits; else channels-in-vector where it fits and its share of
 // useful lanes, Cog / (Cog rounded up to V), beats the wide one's, P/Qpad * Cog/(6*nblk)
 // (LeNet conv2 forward: 1.0 vs 0.56; its backward_input, 6 output channels: 0.375 vs 0.77;
 // LeNet conv1, 6 channels: 0.375 vs 0.875); else wide.
@@ -45,6 +49,7 @@
 //   forward          use_direct (stride 1, not 1x1-unpadded, Kc <= 512, Cog >= 6, N >= threads)
 //                    or use_pointwise (1x1 unpadded, Cog <= Cg, N >= threads);
 //   backward_input   use_direct of the transposed problem (padding >= 0 there), so never 1x1;
+//                    inside it, batch in vector where use_bv;
 //   backward_weight  use_direct and (channels-in-vector, or the wide junk under a quarter of P),
 //                    or pointwise with Cog >= 16 and N >= threads.
 // Measured behind it (float32, AVX-512, 1 thread, ms, min of 3 alternating runs of 5, on the
@@ -52,6 +57,10 @@
 //   LeNet conv2 (64, 6->16, 14x14, k5): forward 0.548 (wide) -> 0.306 (channels in vector;
 //   gemm 0.99); backward_input 0.749 -> 0.614 (wide, kh skipped; gemm 0.86); backward_weight
 //   1.034 (gemm) -> 0.327 (channels in vector).
+//   LeNet conv2's backward_input then 0.595 (wide) -> 0.387 (batch in vector; 2 threads 0.305-
+//   0.325 -> 0.198-0.209); (64, 8->16, 14x14, k5, pad 2) 0.686 -> 0.374 at 2 threads; with 16
+//   input channels (64, 16->32, 14x14, k5) a tie (3.24 / 3.19-3.30) and 32 (k3, pad 1) slower
+//   (2.17-2.36 -> 2.41-2.47), hence kBvMaxChannels = 8.
 //   conv1x1_28 (32, 256->64, 28x28): forward 10.13 (gemm) -> 9.20 (pointwise); backward_input
 //   stays gemm (8.7-9.2; pointwise 10.6); backward_weight 10.84 (gemm) -> 8.64 (pointwise).
 //   LeNet conv1 (64, 1->6, 32x32, k5), all three directions: unchanged (wide / gemm).
@@ -92,6 +101,7 @@
 
 #include "core/conv_algo.h"
 #include "cpu/conv/conv_dims.h"
+#include "cpu/conv/direct_bv.h"
 #include "cpu/conv/direct_cv.h"
 #include "cpu/conv/padded_frame.h"
 #include "cpu/conv/pointwise.h"
@@ -281,6 +291,10 @@ struct DirectTile {
 // Above this reduction length the gemm's cache blocking beats re-reading the taps per tile.
 constexpr int64_t kDirectMaxKc = 512;
 
+// backward_input runs the batch-in-vector variant for layers of at most this many input
+// channels (use_bv below; measured in the header).
+constexpr int64_t kBvMaxChannels = 8;
+
 // Geometry of the direct path. x_n is copied into xp (C, Hp, Wp) with its zero padding; the
 // output position (oh, ow) becomes the wide index q = oh*Wp + ow, and tap (c, kh, kw) of it
 // reads xp[c*plane + q + kh*dh*Wp + kw*dw]. So each tap feeds a tile of NR consecutive q from
@@ -358,6 +372,15 @@ double wide_lane_use(const ConvDims& d, const DirectPlan& p) {
 template <class T>
 bool use_cv(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p) {
   return cv_fits(s) && cv_lane_use<T>(s) > wide_lane_use<T>(d, p);
+}
+
+// backward_input's transposed problem st inside the direct path: the batch-in-vector variant
+// where it fits, every thread gets whole groups of V images, and st has few output channels
+// (the layer's input channels), where channels in vector leaves lanes idle and the wide
+// variant multiplies the padding.
+template <class T>
+bool use_bv(const Conv2dShape& st) {
+  return bv_fits(st) && st.C_out <= kBvMaxChannels && st.N >= kLanes<T> * omp_get_max_threads();
 }
 
 // The algorithm for direction `dir`: the forced one, else Winograd where it fits and measured
@@ -654,8 +677,18 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
     return;
   }
   if (algo == ConvAlgo::kDirect) {
-    const DirectPlan p = direct_plan<T>(st, dt);
     const int64_t taps = s.KH * s.KW;
+    if (use_bv<T>(st)) {
+      // wt (C, C_out, KH, KW): w transposed and flipped in (kh, kw) (one group).
+      std::unique_ptr<T[]> wt(new T[s.C * s.C_out * taps]);
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t co = 0; co < s.C_out; ++co)
+          for (int64_t k = 0; k < taps; ++k)
+            wt[(c * s.C_out + co) * taps + k] = w[(co * s.C + c) * taps + taps - 1 - k];
+      bv_forward(st, grad_y, wt.get(), grad_x);
+      return;
+    }
+    const DirectPlan p = direct_plan<T>(st, dt);
     if (use_cv<T>(st, dt, p)) {
       // wt (C, Cog, KH, KW) per group: w transposed per group and flipped in (kh, kw).
       std::unique_ptr<T[]> wt(new T[s.C * d.Cog * taps]);
