@@ -34,4 +34,11 @@ inline ConvDims dims_of(const Conv2dShape& s) {
   return d;
 }
 
+// Balanced chunks: n items in ceil(n / max) chunks of at most `max`; returns the chunk size
+// (the direct variants' tile widths: 14 columns as 4 + 4 + 4 + 2 at max 4, 10 + 10 + 10 of 30).
+inline int64_t balanced_chunk(int64_t n, int64_t max) {
+  const int64_t chunks = (n + max - 1) / max;
+  return (n + chunks - 1) / chunks;
+}
+
 }  // namespace dlcore::cpu::DLCORE_ISA

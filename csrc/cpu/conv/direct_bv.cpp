@@ -40,6 +40,7 @@
 #include <memory>
 #include <utility>
 
+#include "cpu/conv/conv_dims.h"
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
@@ -52,12 +53,6 @@ namespace {
 constexpr int kRegisters = kVectorBytes == 64 ? 32 : 16;
 constexpr int kMaxRC = kVectorBytes == 64 ? 6 : 3;
 constexpr int kMaxRW = 8;
-
-// Balanced chunks: n items in ceil(n / max) chunks of at most `max`; returns the chunk size.
-int64_t chunk(int64_t n, int64_t max) {
-  const int64_t chunks = (n + max - 1) / max;
-  return (n + chunks - 1) / chunks;
-}
 
 struct BvPlan {
   int64_t Wp;              // frame width W + 2 pw
@@ -76,8 +71,8 @@ BvPlan plan_of(const Conv2dShape& s) {
   p.taps = s.C * s.KH * s.KW;
   p.xt_size = s.C * s.H * p.Wp * V;
   p.yt_size = s.C_out * p.P * V;
-  p.RC = chunk(s.C_out, kMaxRC);
-  p.RW = std::min<int64_t>(kMaxRW, chunk(s.OW, (kRegisters - 1 - p.RC) / p.RC));
+  p.RC = balanced_chunk(s.C_out, kMaxRC);
+  p.RW = std::min<int64_t>(kMaxRW, balanced_chunk(s.OW, (kRegisters - 1 - p.RC) / p.RC));
   return p;
 }
 

@@ -91,12 +91,6 @@ const T* image_frame(const Conv2dShape& s, const CvPlan& p, const T* x, int64_t 
   return xp;
 }
 
-// Balanced chunks: n items in ceil(n / max) chunks of at most `max`; returns the chunk size.
-int64_t chunk(int64_t n, int64_t max) {
-  const int64_t chunks = (n + max - 1) / max;
-  return (n + chunks - 1) / chunks;
-}
-
 // out[r*ldo + j*V + lane] := sum_t a[t][lane] * xq[off[t] + r*Wp + j], taps in order.
 // a (taps, V) packed weights of one channel block; xq the group's padded image at the tile's
 // first output position; out the tile's first position in the (P, V) block of outputs.
@@ -219,7 +213,7 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
               co < p.Cog ? w[(g * p.Cog + co) * p.Kc + t] : T(0);
         }
   // Tile: RW balanced columns, as many rows as the accumulators allow.
-  const int64_t RW = chunk(s.OW, kMaxRW);
+  const int64_t RW = balanced_chunk(s.OW, kMaxRW);
   const int64_t RH = std::max<int64_t>(1, std::min<int64_t>({kMaxAcc / RW, kMaxRH, s.OH}));
   const int64_t xp_size = p.pad ? s.C * p.plane : 0;
   const int64_t per_thread = xp_size + p.P * V;  // xp, then one block's outputs (P, V)
@@ -263,7 +257,7 @@ void cv_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T* gr
   // x (N, C, H, W), grad_y (N, C_out, OH, OW), grad_w (C_out, Cg, KH, KW)
   constexpr int V = kLanes<T>;
   const CvPlan p = plan_of<T>(s);
-  const int64_t TW = chunk(s.KW, kMaxTW);
+  const int64_t TW = balanced_chunk(s.KW, kMaxTW);
   const int64_t TH = std::max<int64_t>(1, std::min<int64_t>({kMaxAcc / TW, kMaxTH, s.KH}));
   const int64_t nb = p.G * p.nblk;  // channel blocks of all groups
   const int64_t xp_size = p.pad ? s.C * p.plane : 0;
