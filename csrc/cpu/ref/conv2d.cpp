@@ -678,18 +678,9 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
   }
   if (algo == ConvAlgo::kDirect) {
     const int64_t taps = s.KH * s.KW;
-    if (use_bv<T>(st)) {
-      // wt (C, C_out, KH, KW): w transposed and flipped in (kh, kw) (one group).
-      std::unique_ptr<T[]> wt(new T[s.C * s.C_out * taps]);
-      for (int64_t c = 0; c < s.C; ++c)
-        for (int64_t co = 0; co < s.C_out; ++co)
-          for (int64_t k = 0; k < taps; ++k)
-            wt[(c * s.C_out + co) * taps + k] = w[(co * s.C + c) * taps + taps - 1 - k];
-      bv_forward(st, grad_y, wt.get(), grad_x);
-      return;
-    }
     const DirectPlan p = direct_plan<T>(st, dt);
-    if (use_cv<T>(st, dt, p)) {
+    const bool bv = use_bv<T>(st);
+    if (bv || use_cv<T>(st, dt, p)) {
       // wt (C, Cog, KH, KW) per group: w transposed per group and flipped in (kh, kw).
       std::unique_ptr<T[]> wt(new T[s.C * d.Cog * taps]);
       for (int64_t g = 0; g < d.G; ++g)
@@ -698,7 +689,10 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
             for (int64_t k = 0; k < taps; ++k)
               wt[((g * d.Cg + c) * d.Cog + co) * taps + k] =
                   w[((g * d.Cog + co) * d.Cg + c) * taps + taps - 1 - k];
-      cv_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
+      if (bv)
+        bv_forward(st, grad_y, wt.get(), grad_x);
+      else
+        cv_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
       return;
     }
     const auto packed = pack_weights<T>(dt, p, [&](int64_t g, int64_t c, int64_t t) {
