@@ -78,25 +78,15 @@ namespace dlcore::cpu::DLCORE_ISA {
 
 namespace {
 
-#if defined(__AVX512F__)
+// The float 2x2 stride-2 SIMD kernels (pool_2x2.h) exist in the AVX2 and AVX-512 copies.
+#if defined(__AVX2__)
 constexpr bool kHasPool2x2 = true;
-constexpr auto* max_forward_2x2 = &max_pool2d_forward_2x2s2_avx512;
-constexpr auto* max_backward_2x2 = &max_pool2d_backward_2x2s2_avx512;
-constexpr auto* avg_forward_2x2 = &avg_pool2d_forward_2x2s2_avx512;
-constexpr auto* avg_backward_2x2 = &avg_pool2d_backward_2x2s2_avx512;
-#elif defined(__AVX2__)
-constexpr bool kHasPool2x2 = true;
-constexpr auto* max_forward_2x2 = &max_pool2d_forward_2x2s2_avx2;
-constexpr auto* max_backward_2x2 = &max_pool2d_backward_2x2s2_avx2;
-constexpr auto* avg_forward_2x2 = &avg_pool2d_forward_2x2s2_avx2;
-constexpr auto* avg_backward_2x2 = &avg_pool2d_backward_2x2s2_avx2;
 #else
 constexpr bool kHasPool2x2 = false;
-constexpr decltype(&max_pool2d_forward_2x2s2_avx2) max_forward_2x2 = nullptr;
-constexpr decltype(&max_pool2d_backward_2x2s2_avx2) max_backward_2x2 = nullptr;
-constexpr decltype(&avg_pool2d_forward_2x2s2_avx2) avg_forward_2x2 = nullptr;
-constexpr decltype(&avg_pool2d_backward_2x2s2_avx2) avg_backward_2x2 = nullptr;
 #endif
+// Whether a T plane may take them (float only).
+template <class T>
+constexpr bool kSimd2x2 = std::is_same_v<T, float> && kHasPool2x2;
 
 // Below this many window-element visits, threads cost more than they save.
 constexpr int64_t kParallelWork = 1 << 15;
@@ -278,11 +268,11 @@ void max_interior_plane(const Pool2dShape& s, const Rect& r, const T* xp, T* yp,
 template <class T>
 void max_forward_plane(const Pool2dShape& s, const Rect& r, const T* xp, T* yp, int64_t* pidx, uint8_t* widx) {
   if (!r.empty()) {
-    if constexpr (std::is_same_v<T, float> && kHasPool2x2) {
+    if constexpr (kSimd2x2<T>) {
       if (is_2x2s2(s)) {
         const Pool2x2Rect q = rect_2x2(s, r);
         const int64_t o0 = r.h.lo * s.OW + r.w.lo;
-        max_forward_2x2(q, xp + q.plane_base, yp + o0, pidx ? pidx + o0 : nullptr, widx ? widx + o0 : nullptr);
+        max_pool2d_forward_2x2s2(q, xp + q.plane_base, yp + o0, pidx ? pidx + o0 : nullptr, widx ? widx + o0 : nullptr);
         for_border(s, r, [&](int64_t oh, int64_t ow) { max_window(s, xp, oh, ow, yp, pidx, widx); });
         return;
       }
@@ -339,7 +329,7 @@ void for_rows_outside(const Pool2dShape& s, const Rect& r, F&& row) {
 // (other geometry or element type, or no interior window); the caller takes the portable path.
 template <class T, class Simd, class Value>
 bool backward_2x2(const Pool2dShape& s, T* gx, Simd&& simd, Value&& value) {
-  if constexpr (std::is_same_v<T, float> && kHasPool2x2) {
+  if constexpr (kSimd2x2<T>) {
     const Rect r = interior_rect(s);
     if (is_2x2s2(s) && !r.empty()) {
       const Pool2x2Rect q = rect_2x2(s, r);
@@ -414,8 +404,8 @@ void max_pool2d_backward(const Pool2dShape& s, const int64_t* plane_index, const
       return hit ? gy[o] : T(0);
     };
     auto simd = [&](const Pool2x2Rect& q, int64_t o0, T* gx0) {
-      if constexpr (std::is_same_v<T, float> && kHasPool2x2)
-        max_backward_2x2(q, pidx ? pidx + o0 : nullptr, widx ? widx + o0 : nullptr, gy + o0, gx0);
+      if constexpr (kSimd2x2<T>)
+        max_pool2d_backward_2x2s2(q, pidx ? pidx + o0 : nullptr, widx ? widx + o0 : nullptr, gy + o0, gx0);
     };
     if (backward_2x2(s, gx, simd, value)) continue;
     // Portable: zero-fill, then add each grad_y at its index in output order. For disjoint
@@ -498,10 +488,10 @@ void avg_pool2d_forward(const Pool2dShape& s, const T* x, T* y) {
     T* yp = y + plane * s.OH * s.OW;      // (OH, OW)
     if (!r.empty()) {
       bool done = false;
-      if constexpr (std::is_same_v<T, float> && kHasPool2x2) {
+      if constexpr (kSimd2x2<T>) {
         if (is_2x2s2(s)) {
           const Pool2x2Rect q = rect_2x2(s, r);
-          avg_forward_2x2(q, xp + q.plane_base, yp + r.h.lo * s.OW + r.w.lo);
+          avg_pool2d_forward_2x2s2(q, xp + q.plane_base, yp + r.h.lo * s.OW + r.w.lo);
           done = true;
         }
       }
@@ -529,7 +519,7 @@ void avg_pool2d_backward(const Pool2dShape& s, const T* grad_y, T* grad_x) {
       return gy[o] / static_cast<T>(fh * fw);
     };
     auto simd = [&](const Pool2x2Rect& q, int64_t o0, T* gx0) {
-      if constexpr (std::is_same_v<T, float> && kHasPool2x2) avg_backward_2x2(q, gy + o0, gx0);
+      if constexpr (kSimd2x2<T>) avg_pool2d_backward_2x2s2(q, gy + o0, gx0);
     };
     if (backward_2x2(s, gx, simd, value)) continue;
     if (disjoint) {

@@ -26,18 +26,13 @@ struct Pool2x2Rect {
   int64_t plane_base;  // plane offset of the first window's top-left tap
 };
 
-void max_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
-                                     uint8_t* window_index);
-void max_pool2d_backward_2x2s2_avx512(const Pool2x2Rect& r, const int64_t* plane_index,
-                                      const uint8_t* window_index, const float* grad_y, float* grad_x);
-void avg_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float* y);
-void avg_pool2d_backward_2x2s2_avx512(const Pool2x2Rect& r, const float* grad_y, float* grad_x);
-
-void max_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
-                                   uint8_t* window_index);
-void max_pool2d_backward_2x2s2_avx2(const Pool2x2Rect& r, const int64_t* plane_index,
-                                    const uint8_t* window_index, const float* grad_y, float* grad_x);
-void avg_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* y);
-void avg_pool2d_backward_2x2s2_avx2(const Pool2x2Rect& r, const float* grad_y, float* grad_x);
+// Defined by this ISA's copy of pool_avx512.cpp or pool_avx2.cpp (the generic copy has none:
+// pool.cpp calls them only where kHasPool2x2).
+void max_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
+                              uint8_t* window_index);
+void max_pool2d_backward_2x2s2(const Pool2x2Rect& r, const int64_t* plane_index, const uint8_t* window_index,
+                               const float* grad_y, float* grad_x);
+void avg_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y);
+void avg_pool2d_backward_2x2s2(const Pool2x2Rect& r, const float* grad_y, float* grad_x);
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -70,7 +70,7 @@ inline void max_window(const float* x0, int64_t W, int64_t base, float* y, int64
 
 }  // namespace
 
-void max_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
+void max_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
                                    uint8_t* window_index) {
   const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i one = _mm256_set1_epi32(1);
@@ -120,7 +120,7 @@ void max_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* 
   }
 }
 
-void max_pool2d_backward_2x2s2_avx2(const Pool2x2Rect& r, const int64_t* plane_index,
+void max_pool2d_backward_2x2s2(const Pool2x2Rect& r, const int64_t* plane_index,
                                     const uint8_t* window_index, const float* grad_y, float* grad_x) {
   const __m256i lane2 = _mm256_setr_epi64x(0, 2, 4, 6);
   const __m256i low32 = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // the low halves of 4 int64 first
@@ -176,7 +176,7 @@ void max_pool2d_backward_2x2s2_avx2(const Pool2x2Rect& r, const int64_t* plane_i
   }
 }
 
-void avg_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* y) {
+void avg_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y) {
   const __m256 quarter = _mm256_set1_ps(0.25f);
   for (int64_t i = 0; i < r.rows; ++i) {
     const float* x0 = x + 2 * i * r.W;  // (2, W)
@@ -197,7 +197,7 @@ void avg_pool2d_forward_2x2s2_avx2(const Pool2x2Rect& r, const float* x, float* 
   }
 }
 
-void avg_pool2d_backward_2x2s2_avx2(const Pool2x2Rect& r, const float* grad_y, float* grad_x) {
+void avg_pool2d_backward_2x2s2(const Pool2x2Rect& r, const float* grad_y, float* grad_x) {
   const __m256 quarter = _mm256_set1_ps(0.25f);
   for (int64_t i = 0; i < r.rows; ++i) {
     float* g0 = grad_x + 2 * i * r.W;  // (2, W)

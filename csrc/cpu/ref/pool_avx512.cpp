@@ -59,7 +59,7 @@ inline void store_interleaved(float* p, __m512 a, __m512 b, const BlockMasks& m,
 
 }  // namespace
 
-void max_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
+void max_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y, int64_t* plane_index,
                                      uint8_t* window_index) {
   // Lane constants built here, not as globals: a global would run AVX-512 code at load time.
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -99,7 +99,7 @@ void max_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float
   }
 }
 
-void max_pool2d_backward_2x2s2_avx512(const Pool2x2Rect& r, const int64_t* plane_index,
+void max_pool2d_backward_2x2s2(const Pool2x2Rect& r, const int64_t* plane_index,
                                       const uint8_t* window_index, const float* grad_y, float* grad_x) {
   const __m512i il_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i il_hi = _mm512_add_epi32(il_lo, _mm512_set1_epi32(8));
@@ -137,7 +137,7 @@ void max_pool2d_backward_2x2s2_avx512(const Pool2x2Rect& r, const int64_t* plane
   }
 }
 
-void avg_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float* y) {
+void avg_pool2d_forward_2x2s2(const Pool2x2Rect& r, const float* x, float* y) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512 quarter = _mm512_set1_ps(0.25f);
@@ -156,7 +156,7 @@ void avg_pool2d_forward_2x2s2_avx512(const Pool2x2Rect& r, const float* x, float
   }
 }
 
-void avg_pool2d_backward_2x2s2_avx512(const Pool2x2Rect& r, const float* grad_y, float* grad_x) {
+void avg_pool2d_backward_2x2s2(const Pool2x2Rect& r, const float* grad_y, float* grad_x) {
   const __m512i il_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i il_hi = _mm512_add_epi32(il_lo, _mm512_set1_epi32(8));
   const __m512 quarter = _mm512_set1_ps(0.25f);
