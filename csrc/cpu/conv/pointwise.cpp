@@ -57,6 +57,7 @@
 #include <memory>
 #include <utility>
 
+#include "cpu/conv/conv_dims.h"
 #include "cpu/conv/transpose_parts.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
@@ -158,10 +159,7 @@ PointwiseWeightTileFn<T> pointwise_weight_tile_for(int64_t nv, std::index_sequen
 
 }  // namespace
 
-bool pointwise_fits(const Conv2dShape& s) {
-  return s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
-         s.pad_w == 0;
-}
+bool pointwise_fits(const Conv2dShape& s) { return dims_of(s).direct; }
 
 template <class T>
 void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {

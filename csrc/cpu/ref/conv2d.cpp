@@ -666,21 +666,11 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
     if constexpr (std::is_same_v<T, float>) winograd_backward_input(s, w, grad_y, grad_x);
     return;
   }
-  if (algo == ConvAlgo::kDirect && pointwise_fits(st)) {
-    // wt (C, Cog) per group: w transposed per group.
-    std::unique_ptr<T[]> wt(new T[s.C * d.Cog]);
-    for (int64_t g = 0; g < d.G; ++g)
-      for (int64_t c = 0; c < d.Cg; ++c)
-        for (int64_t co = 0; co < d.Cog; ++co)
-          wt[(g * d.Cg + c) * d.Cog + co] = w[(g * d.Cog + co) * d.Cg + c];
-    pointwise_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
-    return;
-  }
   if (algo == ConvAlgo::kDirect) {
     const int64_t taps = s.KH * s.KW;
-    const DirectPlan p = direct_plan<T>(st, dt);
-    const bool bv = use_bv<T>(st);
-    if (bv || use_cv<T>(st, dt, p)) {
+    const bool pointwise = pointwise_fits(st), bv = !pointwise && use_bv<T>(st);
+    const DirectPlan p = pointwise || bv ? DirectPlan{} : direct_plan<T>(st, dt);
+    if (pointwise || bv || use_cv<T>(st, dt, p)) {
       // wt (C, Cog, KH, KW) per group: w transposed per group and flipped in (kh, kw).
       std::unique_ptr<T[]> wt(new T[s.C * d.Cog * taps]);
       for (int64_t g = 0; g < d.G; ++g)
@@ -689,7 +679,9 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
             for (int64_t k = 0; k < taps; ++k)
               wt[((g * d.Cg + c) * d.Cog + co) * taps + k] =
                   w[((g * d.Cog + co) * d.Cg + c) * taps + taps - 1 - k];
-      if (bv)
+      if (pointwise)
+        pointwise_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
+      else if (bv)
         bv_forward(st, grad_y, wt.get(), grad_x);
       else
         cv_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
