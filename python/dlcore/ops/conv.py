@@ -22,11 +22,7 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=False):
         xa, wa = contig(x._data), contig(weight._data)
         ba = contig(bias._data) if bias is not None else None
-        kernels = lib(xa)
-        if relu:
-            y = kernels.conv2d_forward(xa, wa, ba, stride, padding, dilation, groups, relu=True)
-        else:
-            y = kernels.conv2d_forward(xa, wa, ba, stride, padding, dilation, groups)
+        y = lib(xa).conv2d_forward(xa, wa, ba, stride, padding, dilation, groups, relu=bool(relu))
         ctx.x, ctx.w, ctx.geometry = xa, wa, (stride, padding, dilation, groups)
         ctx.y = y if relu else None  # relu'(pre-activation) = (y > 0), NaN included
         return Tensor(y)
@@ -47,23 +43,22 @@ class Conv2d(Function):
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
-    """2-D convolution (cross-correlation as in PyTorch): input (N, C, H, W), weight
-    (C_out, C/groups, KH, KW), bias (C_out,) -> (N, C_out, OH, OW)."""
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):  # noqa: A002
     if input.ndim == 3:  # (C, H, W): one unbatched image
-        return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
+        return _conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, relu).squeeze(0)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     return Conv2d.apply(input, weight, bias, pair("conv2d", "stride", stride), pair("conv2d", "padding", padding),
-                        pair("conv2d", "dilation", dilation), groups)
+                        pair("conv2d", "dilation", dilation), groups, relu)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-D convolution (cross-correlation as in PyTorch): input (N, C, H, W), weight
+    (C_out, C/groups, KH, KW), bias (C_out,) -> (N, C_out, OH, OW)."""
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, False)
 
 
 def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
     """relu(conv2d(input, weight, bias, ...)) with the ReLU fused into the convolution's output
     pass (one write of y instead of a second read and write); same values and gradients."""
-    if input.ndim == 3:
-        return conv2d_relu(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
-    return Conv2d.apply(input, weight, bias, pair("conv2d", "stride", stride), pair("conv2d", "padding", padding),
-                        pair("conv2d", "dilation", dilation), groups, True)
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, True)
