@@ -4,8 +4,8 @@ same device, in one run, against the issue's goals.
     python bench/bench_cuda_gemm.py                 # the goals table, every precision built
     python bench/bench_cuda_gemm.py --variant       # every float32 kernel forced, to set the rule
     python bench/bench_cuda_gemm.py --shapes 4096,fc --precisions fp32 --repeats 5
-    DLCORE_GEMM_CP_ASYNC=1 python bench/bench_cuda_gemm.py   # fp32 under the cp.async rule
-                                                             # before kCpAsyncVerified is flipped
+    DLCORE_GEMM_CP_ASYNC=1 python bench/bench_cuda_gemm.py   # the cp.async rule on where a build
+                                                             # has kCpAsyncVerified false
 
 Rows (C (M, N) = A (M, K) @ B (K, N), all row-major, "NN"): the squares 1024..8192 and the
 training shapes fc 64x4096x1024 (a wide Linear, batch 64), lenet 256x120x400 (LeNet-5 fc1,
@@ -184,7 +184,7 @@ def header(mods, args):
     print(f"# CUDA events, median of {args.repeats} samples of >= {TARGET_MS:.0f} ms; inputs standard-normal, "
           f"rotated over up to {MAX_SETS} sets when they fit in 2 x {L2_BYTES >> 20} MB of L2")
     print(f"# DLCORE_GEMM_CP_ASYNC={os.environ.get('DLCORE_GEMM_CP_ASYNC', '')!r} (1: gemm's cp.async rule on "
-          f"before kCpAsyncVerified is flipped)")
+          f"even where kCpAsyncVerified is false)")
 
 
 def host_sets_for(rng, M, N, K):
