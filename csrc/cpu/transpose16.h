@@ -1,6 +1,5 @@
-// transpose16: the 16 x 16 float register transpose of the AVX-512 copy, shared by the kernels
-// that turn row blocks into column blocks (csrc/cpu/conv/transpose_parts.h, the LSTM weight
-// pack in csrc/cpu/rnn/lstm_fused_avx512.cpp). Empty in the other ISA copies.
+// transpose16: the 16 x 16 float register transpose of the AVX-512 copy, under the block
+// transposes of csrc/cpu/transpose_parts.h. Empty in the other ISA copies.
 #pragma once
 
 #if defined(__AVX512F__)

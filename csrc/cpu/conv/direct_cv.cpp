@@ -46,7 +46,7 @@
 
 #include "cpu/conv/conv_dims.h"
 #include "cpu/conv/padded_frame.h"
-#include "cpu/conv/transpose_parts.h"
+#include "cpu/transpose_parts.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
 

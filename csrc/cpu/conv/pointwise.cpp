@@ -58,7 +58,7 @@
 #include <utility>
 
 #include "cpu/conv/conv_dims.h"
-#include "cpu/conv/transpose_parts.h"
+#include "cpu/transpose_parts.h"
 #include "cpu/kernels.h"
 #include "cpu/vector_width.h"
 

@@ -33,7 +33,7 @@
 
 #include "cpu/rnn/lstm_fused.h"
 #include "cpu/rnn/sequence_walk.h"
-#include "cpu/transpose16.h"
+#include "cpu/transpose_parts.h"
 #include "cpu/vec_math_avx512.h"
 
 namespace dlcore::cpu::DLCORE_ISA::rnn {
@@ -53,21 +53,12 @@ void lstm_fused_pack(int64_t H, const float* w_hh, float* wp) {
   for (int64_t b = 0; b < blocks; ++b) {
     float* panel = wp + b * H * kWidth;  // (H, 64)
     const int64_t u0 = b * kUnits, units = std::min<int64_t>(kUnits, H - u0);
-    // 16 depths at a time: the 16 units' rows of each gate are loaded 16 floats each and turned
-    // by one 16 x 16 register transpose into 16 depth rows of 16 units. Element by element the
-    // pack had cost about 1 ms more per call at H = 650 (a one-step 20 x 650 call, min of 55,
-    // three alternating runs: 1.72-3.44 -> 1.26-1.47 ms), 4-6 % of a 35x20x650x650 forward.
-    for (int64_t k0 = 0; k0 < H; k0 += kUnits) {
-      const int64_t depth = std::min<int64_t>(kUnits, H - k0);
-      const __mmask16 cols = static_cast<__mmask16>((1u << depth) - 1);
-      for (int g = 0; g < 4; ++g) {
-        __m512 r[kUnits];  // r[l] := W_hh[g H + u0 + l, k0 .. k0 + 16), zero past H either way
-        for (int64_t l = 0; l < kUnits; ++l)
-          r[l] = l < units ? _mm512_maskz_loadu_ps(cols, w_hh + (g * H + u0 + l) * H + k0) : _mm512_setzero_ps();
-        transpose16(r);  // r[k] := the 16 units at depth k0 + k
-        for (int64_t k = 0; k < depth; ++k) _mm512_store_ps(panel + (k0 + k) * kWidth + g * kUnits, r[k]);
-      }
-    }
+    // Each gate's 16 unit rows (H depths, W_hh rows H apart) turned into H depth rows of 16
+    // units by 16 x 16 register transposes, zero past H (load_transposed). Element by element
+    // the pack had cost about 1 ms more per call at H = 650 (a one-step 20 x 650 call, min of
+    // 55, three alternating runs: 1.72-3.44 -> 1.26-1.47 ms), 4-6 % of a 35x20x650x650 forward.
+    for (int g = 0; g < 4; ++g)
+      load_transposed(w_hh + (g * H + u0) * H, H, units, panel + g * kUnits, kWidth, H);
   }
 }
 

@@ -1,7 +1,9 @@
-// Block transposes between channel rows (C, P) and position-major (P, ld) for the direct
-// conv2d kernels that keep channels in the vector lanes (direct_cv.cpp, pointwise.cpp).
-// Included per ISA copy: the AVX-512 float versions use 16 x 16 register transposes (ld >= 16),
-// the rest are plain loops. Tested through those kernels (tests/kernels/test_conv_kernels.py).
+// Block transposes between rows (m, P) and position-major (P, ld): for the direct conv2d
+// kernels that keep channels or images in the vector lanes (csrc/cpu/conv/direct_cv.cpp,
+// direct_bv.cpp, pointwise.cpp) and the fused LSTM's W_hh pack (csrc/cpu/rnn/
+// lstm_fused_avx512.cpp). Included per ISA copy: the AVX-512 float versions use 16 x 16
+// register transposes (ld >= 16), the rest are plain loops. Tested through those kernels
+// (tests/kernels/test_conv_kernels.py, test_rnn_kernels.py).
 #pragma once
 #include <algorithm>
 #include <cstdint>
