@@ -99,8 +99,9 @@ template <class F> void run_kernel(const Pool2dShape& s, F&& f) {
   }
 }
 
-// The window index (uint8) fits windows of at most this many taps; 255 marks an empty window.
-constexpr int64_t kWindowIndexTaps = 255;
+// The window index (uint8) fits windows of at most this many taps (kNoWindowTap marks an
+// empty window).
+constexpr int64_t kWindowIndexTaps = kNoWindowTap;
 
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride, const Pair& padding,
                              const Pair& dilation, bool ceil_mode, const std::string& index_kind) {
@@ -161,7 +162,7 @@ py::array max_pool2d_backward(const py::array& index, const py::array& grad_y, c
       value_error(op, ": a uint8 window index needs KH*KW <= 255, got kernel_size ", pair_str(kernel));
     // v is bad when taps <= v < 255, i.e. (uint8)(v - taps) < 255 - taps.
     const uint8_t lo = static_cast<uint8_t>(taps), span = static_cast<uint8_t>(kWindowIndexTaps - taps);
-    uint8_t least = 255;  // a byte min-reduction: GCC vectorises it (pminub)
+    uint8_t least = kNoWindowTap;  // a byte min-reduction: GCC vectorises it (pminub)
     for (int64_t i = 0; i < count; ++i) least = std::min(least, static_cast<uint8_t>(wp[i] - lo));
     if (least < span) {
       int64_t i = 0;

@@ -78,6 +78,10 @@ struct Pool2dShape {
   bool count_include_pad;    // avg_pool2d divisor: full window vs. in-bounds elements
 };
 
+// max_pool2d's uint8 window index (kh*KW + kw inside the window): the value of an empty window,
+// and so the most taps it can name.
+constexpr uint8_t kNoWindowTap = 255;
+
 // One recurrent layer and direction over a packed sequence (PyTorch's PackedSequence layout):
 // the batch is sorted by descending length; step t holds rows [0, batch_sizes[t]) of it, stored
 // contiguously right after the rows of steps 0 .. t-1 (so a row-major (total, F) array holds

@@ -90,8 +90,6 @@ constexpr bool kSimd2x2 = std::is_same_v<T, float> && kHasPool2x2;
 
 // Below this many window-element visits, threads cost more than they save.
 constexpr int64_t kParallelWork = 1 << 15;
-// The window index of an empty window.
-constexpr uint8_t kNoWindowTap = 255;
 // Interior avg windows with at most this many taps sum in T (float: <= 16 roundings of
 // partial sums, well inside the 1e-5 relative tolerance); larger ones sum in double.
 constexpr int64_t kAvgSumInT = 16;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "core/kernel_args.h"
 #include "cpu/ref/pool_2x2.h"
 
 namespace dlcore::cpu::DLCORE_ISA {
@@ -134,12 +135,12 @@ void max_pool2d_backward_2x2s2(const Pool2x2Rect& r, const int64_t* plane_index,
     if (r.cols < kLanes) {
       for (int64_t j = 0; j < r.cols; ++j) {
         const int64_t o = i * r.ld + j;
-        int64_t k = 255;
+        int64_t k = kNoWindowTap;
         if (window_index) {
           k = window_index[o];
         } else {
           const int64_t d = plane_index[o] - (row_base + 2 * j);
-          k = d == 0 ? 0 : d == 1 ? 1 : d == r.W ? 2 : d == r.W + 1 ? 3 : 255;
+          k = d == 0 ? 0 : d == 1 ? 1 : d == r.W ? 2 : d == r.W + 1 ? 3 : kNoWindowTap;
         }
         float* p = g0 + 2 * j;
         p[0] = k == 0 ? grad_y[o] : 0.0f;
