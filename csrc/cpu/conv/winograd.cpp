@@ -117,6 +117,7 @@
 #include <cstring>
 #include <memory>
 
+#include "cpu/aligned_buffer.h"
 #include "cpu/gemm/ukernels.h"
 #include "cpu/kernels.h"
 
@@ -144,16 +145,6 @@ Geo make_geo(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH, 
   g.tiles = N * g.TH * g.TW;
   return g;
 }
-
-// A float buffer aligned to 64 bytes, zero-filled.
-struct AlignedBuffer {
-  std::unique_ptr<float[]> raw;
-  float* data = nullptr;
-  explicit AlignedBuffer(int64_t n) : raw(new float[n + 16]()) {
-    const auto addr = reinterpret_cast<uintptr_t>(raw.get());
-    data = raw.get() + ((64 - addr % 64) % 64) / sizeof(float);
-  }
-};
 
 // Calls f(n, th, tw, j, len) for the runs of tiles [t0, t0 + nb) that share a tile row:
 // tiles (n, th, tw .. tw + len - 1) are block columns j .. j + len - 1.
@@ -349,10 +340,10 @@ void forward_tiles(const Geo& g, const float* x, const float* U, const float* bi
   const int64_t m_size = 16 * kRowBlock * kBlock;
   const int64_t s_size = std::max(input_scratch(NR, kBlock), 4 * kBlock);
   const int64_t per_thread = (v_size + m_size + s_size + 15) / 16 * 16;
-  AlignedBuffer scratch(team * per_thread);
+  const auto scratch = aligned_buffer<float>(team * per_thread, /*zero=*/true);
 #pragma omp parallel num_threads(team)
   {
-    float* V = scratch.data + omp_get_thread_num() * per_thread;  // (16, kPanels, C, NR)
+    float* V = scratch.get() + omp_get_thread_num() * per_thread;  // (16, kPanels, C, NR)
     float* M = V + v_size;                                         // (16, kRowBlock, kBlock)
     float* tmp = M + m_size;                                       // (s_size)
     // Dynamic: a thread that shares its core with another process (a busy 2-core machine)
@@ -426,9 +417,9 @@ void winograd_forward(const Conv2dShape& s, const float* x, const float* w, cons
   // x (N, C, H, W), w (C_out, C, 3, 3), bias (C_out) or null, y (N, C_out, OH, OW)
   Geo g = make_geo(s.N, s.C, s.H, s.W, s.C_out, s.OH, s.OW, s.pad_h, s.pad_w);
   g.relu = s.relu;
-  AlignedBuffer U(16 * g.C * ((g.K + MR - 1) / MR * MR));
-  pack_weights(g, w, false, U.data);
-  forward_tiles(g, x, U.data, bias, y);
+  const auto U = aligned_buffer<float>(16 * g.C * ((g.K + MR - 1) / MR * MR), /*zero=*/true);
+  pack_weights(g, w, false, U.get());
+  forward_tiles(g, x, U.get(), bias, y);
 }
 
 void winograd_backward_input(const Conv2dShape& s, const float* w, const float* grad_y,
@@ -436,9 +427,9 @@ void winograd_backward_input(const Conv2dShape& s, const float* w, const float* 
   // w (C_out, C, 3, 3), grad_y (N, C_out, OH, OW), grad_x (N, C, H, W): the forward conv of
   // grad_y with w' (C, C_out, 3, 3) = w transposed and flipped, padding 2 - pad.
   const Geo g = make_geo(s.N, s.C_out, s.OH, s.OW, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w);
-  AlignedBuffer U(16 * g.C * ((g.K + MR - 1) / MR * MR));
-  pack_weights(g, w, true, U.data);
-  forward_tiles(g, grad_y, U.data, nullptr, grad_x);
+  const auto U = aligned_buffer<float>(16 * g.C * ((g.K + MR - 1) / MR * MR), /*zero=*/true);
+  pack_weights(g, w, true, U.get());
+  forward_tiles(g, grad_y, U.get(), nullptr, grad_x);
 }
 
 void winograd_backward_weight(const Conv2dShape& s, const float* x, const float* grad_y,
@@ -453,10 +444,11 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
   const int64_t v_size = 16 * g.C * kBlockW, z_size = 16 * g.K * ldz;
   const int64_t s_size = std::max(input_scratch(kBlockW, kBlockW), 4 * (kBlockW + kLanes));
   const int64_t per_thread = round_up(du_size + v_size + z_size + s_size, 16);
-  AlignedBuffer scratch(team * per_thread);  // zeroed: every dU starts at 0
+  // zeroed: every dU starts at 0
+  const auto scratch = aligned_buffer<float>(team * per_thread, /*zero=*/true);
 #pragma omp parallel num_threads(team)
   {
-    float* dU = scratch.data + omp_get_thread_num() * per_thread;  // (16, K, C)
+    float* dU = scratch.get() + omp_get_thread_num() * per_thread;  // (16, K, C)
     float* V = dU + du_size;                                        // (16, C, kBlockW)
     float* Z = V + v_size;                                          // (16, K, ldz)
     float* tmp = Z + z_size;                                        // (s_size)
@@ -481,7 +473,7 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
     float u[16];
     for (int xi = 0; xi < 16; ++xi) {
       float acc = 0.f;
-      for (int t = 0; t < team; ++t) acc += scratch.data[t * per_thread + xi * g.K * g.C + i];
+      for (int t = 0; t < team; ++t) acc += scratch.get()[t * per_thread + xi * g.K * g.C + i];
       u[xi] = acc;
     }
     float t[3][4];  // G^T dU

@@ -148,7 +148,7 @@ constexpr TileFn* kTiles[kMaxRows + 1] = {nullptr,          &fused_tile<1>, &fus
 void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* h0, const float* c0,
                                  float* gates, float* y, float* c_all, float* h_n, float* c_n) {
   const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
-  const auto packed = packed_buffer<float>(blocks * H * kWidth);
+  const auto packed = aligned_buffer<float>(blocks * H * kWidth);
   lstm_fused_pack(H, w_hh, packed.get());
   const float* wp = packed.get();
   auto step = [&](const Step& st, const Part& part) {

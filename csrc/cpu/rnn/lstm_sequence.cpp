@@ -93,7 +93,7 @@ void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* h0
 #endif
   const int64_t H = s.H, G = 4 * H, gate_size = gemm_packed_size<T>(H, H);
   // Each gate's W_g^T (H, H) packed on its own (threads owning units read whole panels of each).
-  const auto packed = rnn::packed_buffer<T>(4 * gate_size);
+  const auto packed = aligned_buffer<T>(4 * gate_size);
   for (int g = 0; g < 4; ++g) gemm_pack_b<T>(true, H, H, w_hh + g * H * H, H, packed.get() + g * gate_size);
   const T* w_hh_t = packed.get();
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // gates += h_prev W_hh^T

@@ -24,6 +24,7 @@
 #include <memory>
 #include <new>
 
+#include "cpu/aligned_buffer.h"
 #include "cpu/gemm/gemm_parts.h"
 #include "cpu/kernels.h"
 
@@ -149,19 +150,6 @@ void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_
       }
     }
   }
-}
-
-// A 64-byte aligned buffer of count elements for the weights one call packs (freed with it);
-// throws std::bad_alloc when there is no memory.
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-template <class T>
-std::unique_ptr<T, FreeDeleter> packed_buffer(int64_t count) {
-  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T) + 63) / 64 * 64;
-  std::unique_ptr<T, FreeDeleter> buffer(static_cast<T*>(std::aligned_alloc(64, bytes)));
-  if (!buffer) throw std::bad_alloc();
-  return buffer;
 }
 
 // ---- the two loops of a step, on one thread's part ---------------------------------------
