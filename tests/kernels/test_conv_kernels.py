@@ -148,26 +148,44 @@ def geometry(case):
     return case[6], case[7], case[8], case[9]
 
 
+def check_directions(x, w, b, gy, case, dtype, what, algo="auto"):
+    """Forward (with bias), backward_input and backward_weight (with grad_bias) under `algo`
+    against the float64 oracle, each within its reduction's rounding bound; returns gw_ref,
+    gw_abs for further checks of the weight gradient."""
+    stride, padding, dilation, groups = geometry(case)
+    c_out, cg, kh, kw = w.shape
+    n, _, oh, ow = gy.shape
+    y = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo=algo)
+    assert y.dtype == dtype
+    assert_close_reduction(
+        y, ref_forward(x, w, b, stride, padding, dilation, groups),
+        ref_forward(np.abs(x), np.abs(w), np.abs(b), stride, padding, dilation, groups),
+        cg * kh * kw + 1, dtype, what=f"conv2d_forward {what}")
+    gx = _C.conv2d_backward_input(w, gy, x.shape, stride, padding, dilation, groups, algo=algo)
+    assert gx.dtype == dtype
+    assert_close_reduction(
+        gx, ref_backward_input(w, gy, x.shape, stride, padding, dilation, groups),
+        ref_backward_input(np.abs(w), np.abs(gy), x.shape, stride, padding, dilation, groups),
+        (c_out // groups) * kh * kw, dtype, what=f"conv2d_backward_input {what}")
+    gw, gb = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, True, algo=algo)
+    gw_ref, gb_ref = ref_backward_weight(x, gy, w.shape, stride, padding, dilation, groups)
+    gw_abs, gb_abs = ref_backward_weight(np.abs(x), np.abs(gy), w.shape, stride, padding, dilation, groups)
+    assert gw.dtype == dtype and gb.dtype == dtype
+    assert_close_reduction(gw, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
+    assert_close_reduction(gb, gb_ref, gb_abs, n * oh * ow, dtype, what=f"conv2d grad_bias {what}")
+    return gw_ref, gw_abs
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(CASES))
 def test_conv2d_vs_reference(isa, rng, name, dtype):
     case = CASES[name]
     stride, padding, dilation, groups = geometry(case)
     x, w, b, gy = make_inputs(rng, case, dtype)
-    c_out, cg, kh, kw = w.shape
+    _, cg, kh, kw = w.shape
     n, _, oh, ow = gy.shape
     what = f"{name} {isa} {np.dtype(dtype).name}"
-
-    y = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups)
-    assert y.dtype == dtype
-    assert_close_reduction(
-        y,
-        ref_forward(x, w, b, stride, padding, dilation, groups),
-        ref_forward(np.abs(x), np.abs(w), np.abs(b), stride, padding, dilation, groups),
-        cg * kh * kw + 1,
-        dtype,
-        what=f"conv2d_forward {what}",
-    )
+    gw_ref, gw_abs = check_directions(x, w, b, gy, case, dtype, what)
     y_nobias = _C.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     assert_close_reduction(
         y_nobias,
@@ -177,24 +195,6 @@ def test_conv2d_vs_reference(isa, rng, name, dtype):
         dtype,
         what=f"conv2d_forward (no bias) {what}",
     )
-
-    gx = _C.conv2d_backward_input(w, gy, x.shape, stride, padding, dilation, groups)
-    assert gx.dtype == dtype
-    assert_close_reduction(
-        gx,
-        ref_backward_input(w, gy, x.shape, stride, padding, dilation, groups),
-        ref_backward_input(np.abs(w), np.abs(gy), x.shape, stride, padding, dilation, groups),
-        (c_out // groups) * kh * kw,
-        dtype,
-        what=f"conv2d_backward_input {what}",
-    )
-
-    gw, gb = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, True)
-    gw_ref, gb_ref = ref_backward_weight(x, gy, w.shape, stride, padding, dilation, groups)
-    gw_abs, gb_abs = ref_backward_weight(np.abs(x), np.abs(gy), w.shape, stride, padding, dilation, groups)
-    assert gw.dtype == dtype and gb.dtype == dtype
-    assert_close_reduction(gw, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
-    assert_close_reduction(gb, gb_ref, gb_abs, n * oh * ow, dtype, what=f"conv2d grad_bias {what}")
     gw2, gb2 = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, False)
     assert gb2 is None
     assert_close_reduction(gw2, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
@@ -212,27 +212,9 @@ DIRECT_CASES = [name for name, (*_, k, stride, pad, dil, _g) in CASES.items()
 def test_conv2d_direct_variants(isa, rng, name, dtype):
     """algo='direct' (and 'gemm' on the same inputs) against the float64 oracle."""
     case = CASES[name]
-    stride, padding, dilation, groups = geometry(case)
     x, w, b, gy = make_inputs(rng, case, dtype)
-    c_out, cg, kh, kw = w.shape
-    n, _, oh, ow = gy.shape
     for algo in ("direct", "gemm"):
-        what = f"{name} {isa} {np.dtype(dtype).name} algo={algo}"
-        y = _C.conv2d_forward(x, w, b, stride, padding, dilation, groups, algo=algo)
-        assert_close_reduction(
-            y, ref_forward(x, w, b, stride, padding, dilation, groups),
-            ref_forward(np.abs(x), np.abs(w), np.abs(b), stride, padding, dilation, groups),
-            cg * kh * kw + 1, dtype, what=f"conv2d_forward {what}")
-        gx = _C.conv2d_backward_input(w, gy, x.shape, stride, padding, dilation, groups, algo=algo)
-        assert_close_reduction(
-            gx, ref_backward_input(w, gy, x.shape, stride, padding, dilation, groups),
-            ref_backward_input(np.abs(w), np.abs(gy), x.shape, stride, padding, dilation, groups),
-            (c_out // groups) * kh * kw, dtype, what=f"conv2d_backward_input {what}")
-        gw, gb = _C.conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups, True, algo=algo)
-        gw_ref, gb_ref = ref_backward_weight(x, gy, w.shape, stride, padding, dilation, groups)
-        gw_abs, gb_abs = ref_backward_weight(np.abs(x), np.abs(gy), w.shape, stride, padding, dilation, groups)
-        assert_close_reduction(gw, gw_ref, gw_abs, n * oh * ow, dtype, what=f"conv2d_backward_weight {what}")
-        assert_close_reduction(gb, gb_ref, gb_abs, n * oh * ow, dtype, what=f"conv2d grad_bias {what}")
+        check_directions(x, w, b, gy, case, dtype, f"{name} {isa} {np.dtype(dtype).name} algo={algo}", algo)
 
 
 @pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block",
