@@ -54,7 +54,7 @@
 #include <memory>
 #include <type_traits>
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -368,6 +368,28 @@ void pack_a(const GemmArgs<T>& g, const T* A, int64_t i0, int64_t mc, int64_t p0
 
 // Packs op(B)[p0 : p0+kc, j0 : j0+nc] into NR-column panels: Bp (ceil(nc/NR), kc, NR),
 // columns past nc zero-filled.
+// dst[0 : W) := src[0 : W) in vector registers. GCC turns the plain loop into a call of
+// memmove, whose per-call dispatch cost as much as the copy itself for 64 floats (pack_b calls
+// it once per row of every panel: 65,536 times for a 64x4096x1024 product).
+template <class T, int W>
+inline void copy_panel_row(const T* __restrict src, T* __restrict dst) {
+#if defined(__AVX512F__)
+  if constexpr (W * sizeof(T) % 64 == 0) {
+    for (int j = 0; j < W * static_cast<int>(sizeof(T)) / 64; ++j)
+      _mm512_storeu_si512(dst + j * 64 / sizeof(T), _mm512_loadu_si512(src + j * 64 / sizeof(T)));
+    return;
+  }
+#elif defined(__AVX2__)
+  if constexpr (W * sizeof(T) % 32 == 0) {
+    for (int j = 0; j < W * static_cast<int>(sizeof(T)) / 32; ++j)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * 32 / sizeof(T)),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j * 32 / sizeof(T))));
+    return;
+  }
+#endif
+  for (int j = 0; j < W; ++j) dst[j] = src[j];
+}
+
 template <class T>
 void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
             T* __restrict Bp) {
@@ -379,7 +401,7 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
         const T* __restrict b = B + (p0 + p) * g.ldb + j0 + jr;  // (n)
         T* __restrict dst = Bp + p * NR;                          // (NR)
         if (n == NR) {
-          for (int j = 0; j < NR; ++j) dst[j] = b[j];
+          copy_panel_row<T, NR>(b, dst);
         } else {
           for (int64_t j = 0; j < n; ++j) dst[j] = b[j];
           for (int64_t j = n; j < NR; ++j) dst[j] = T(0);
