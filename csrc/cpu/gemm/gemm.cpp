@@ -59,6 +59,7 @@
 #endif
 
 #include "cpu/gemm/gemm_parts.h"
+#include "cpu/transpose_parts.h"
 #include "cpu/gemm/ukernels.h"
 #include "cpu/kernels.h"
 
@@ -413,21 +414,14 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
       // on 64x4096x1024, the full depth spills the slab out of L1).
       for (int64_t pb = 0; pb < kc; pb += 64) {
         const int64_t pe = std::min<int64_t>(kc, pb + 64);
-        int64_t j0v = 0;  // columns [0, j0v) done in 8 x 8 register transposes
+        int64_t j0v = 0;  // columns [0, j0v) done in 16 x 16 register transposes
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {
-          const int64_t pv = pb + (pe - pb) / 8 * 8;
-          for (; j0v + 8 <= n; j0v += 8) {
-            const float* __restrict b = B + (j0 + jr + j0v) * g.ldb + p0;  // (8, kc), stride ldb
-            for (int64_t p = pb; p < pv; p += 8) {
-              __m256 r[8];
-              for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(b + i * g.ldb + p);
-              transpose8x8(r);
-              for (int q = 0; q < 8; ++q) _mm256_storeu_ps(Bp + (p + q) * NR + j0v, r[q]);
-            }
-            for (int i = 0; i < 8; ++i)
-              for (int64_t p = pv; p < pe; ++p) Bp[p * NR + j0v + i] = b[i * g.ldb + p];
-          }
+          // 16 columns of op(B) (16 rows of B, ldb apart) at a time; a last group of fewer
+          // columns leaves zeros in the rest of its 16, which the zero fill below covers too.
+          for (; j0v < n; j0v += 16)
+            load_transposed(B + (j0 + jr + j0v) * g.ldb + p0 + pb, pe - pb, std::min<int64_t>(16, n - j0v),
+                            Bp + pb * NR + j0v, NR, g.ldb);
         }
 #endif
         for (int64_t j = j0v; j < n; ++j) {
