@@ -34,6 +34,7 @@ torch it checks the forward against a float64 NumPy LSTM and times dlcore alone.
 """
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -266,16 +267,41 @@ def run_child(script, lib, threads, argv, wait_idle):
 
 def run_pair(script, libs, threads, argv, args):
     """{lib: child result}, back to back; a child that ran while other processes used > 15 % of
-    the CPUs is rerun (up to args.retries times) and the quietest run kept."""
-    results = {}
+    the CPUs is rerun (up to args.retries times) and the quietest run kept. With args.rounds > 1
+    the libraries' children alternate (A B, B A, A B, ...) and each row keeps, per library, its
+    round with the lowest median (best_rows): the host's load, which the VM cannot see, then
+    falls on both libraries alike instead of on whichever ran during a busy spell."""
+    rounds = []
+    for i in range(args.rounds):
+        results = {}
+        for lib in (libs if i % 2 == 0 else libs[::-1]):
+            for _ in range(1 + args.retries):
+                r = run_child(script, lib, threads, argv, args.wait_idle)
+                if lib not in results or r.get("foreign", 0) < results[lib].get("foreign", 0):
+                    results[lib] = r
+                if results[lib].get("foreign", 0) <= 0.15:
+                    break
+        rounds.append(results)
+    merged = {}
     for lib in libs:
-        for _ in range(1 + args.retries):
-            r = run_child(script, lib, threads, argv, args.wait_idle)
-            if lib not in results or r.get("foreign", 0) < results[lib].get("foreign", 0):
-                results[lib] = r
-            if results[lib].get("foreign", 0) <= 0.15:
-                break
-    return results
+        runs = [r[lib] for r in rounds]
+        merged[lib] = {"rows": functools.reduce(best_rows, [r["rows"] for r in runs])}
+        if all("foreign" in r for r in runs):
+            merged[lib]["foreign"] = max(r["foreign"] for r in runs)
+    return merged
+
+
+def best_rows(a, b):
+    """Two rounds' rows of one library merged: per timed row the (median, min) of the round
+    with the lower median; a dict of numbers (bench_conv's check errors) keeps the larger."""
+    out = {}
+    for key, va in a.items():
+        vb = b[key]
+        if isinstance(va, dict):
+            out[key] = {n: max(va[n], vb[n]) for n in va}
+        else:
+            out[key] = va if va[0] <= vb[0] else vb
+    return out
 
 
 def foreign_warning(results):
@@ -318,7 +344,10 @@ def header(title, args, peak, note):
         lines.append(f"# torch {torch.__version__}; {note}")
     else:
         lines.append(f"# torch not installed: dlcore alone, no ratio or goal; {note}")
-    lines.append(f"# {args.repeat} samples of >= {args.sample} s after 2 warm-up calls; ms = median (min) per call")
+    rounds = (f"; best of {args.rounds} alternating rounds per library (the round with the lowest median)"
+              if args.rounds > 1 else "")
+    lines.append(f"# {args.repeat} samples of >= {args.sample} s after 2 warm-up calls; ms = median (min) per call"
+                 f"{rounds}")
     return lines
 
 
@@ -334,6 +363,9 @@ def add_common_args(parser, sample_s):
                         help="before each child, wait up to this many seconds for a quiet machine (default 30; 0: don't)")
     parser.add_argument("--retries", type=int, default=None,
                         help="rerun a child that ran while other processes used > 15 %% of the machine (default 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="run the libraries' children this many times, alternating, and keep each row's "
+                             "quietest round per library (default 1)")
     parser.add_argument("--only", choices=("dlcore", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
 
@@ -344,6 +376,9 @@ def resolve_common_args(args, sample_s):
     args.sample = args.sample if args.sample is not None else (0.0 if args.quick else sample_s)
     args.wait_idle = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 30.0)
     args.retries = args.retries if args.retries is not None else (0 if args.quick else 1)
+    args.rounds = args.rounds if args.rounds is not None else 1
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
     if args.only:
         args.threads = int(args.threads)
     else:
