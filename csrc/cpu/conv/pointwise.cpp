@@ -27,7 +27,8 @@
 // 4 of each MR), bias likewise. Loop order per image: group, channel block of kDepth (256)
 // rows, strip of NV*V columns, row block: each row of x is read front to back (streams the
 // prefetchers follow; column strips across all channels first measured 83 vs 90 GFLOP/s),
-// the next strip's rows prefetched to L2 a share per row block, while y (C_out, P) stays in
+// the next strip's rows prefetched to L2 and this strip's rows of the next image from memory,
+// a share of each per row block (prefetch_share), while y (C_out, P) stays in
 // L2 between channel blocks. Where P is not a multiple of V, the last P % V columns of every
 // channel are copied once per image into a zero-padded (C, V) buffer, so no read passes the
 // end of x and no write the end of a y row.
@@ -157,6 +158,19 @@ PointwiseWeightTileFn<T> pointwise_weight_tile_for(int64_t nv, std::index_sequen
   return table[nv - 1];
 }
 
+// Prefetches row block blk's share (of nblk) of `count` rows of x (stride P) from `rows`, the
+// first `cols` elements of each: into L2 (Locality 2) or, a whole image ahead, from memory
+// (Locality 1; the lines go to L2 and, evicted from there, stay in Zen's victim L3).
+template <int Locality, class T>
+void prefetch_share(const T* rows, int64_t count, int64_t P, int64_t cols, int64_t blk, int64_t nblk) {
+  const int64_t c_lo = blk * count / nblk, c_hi = (blk + 1) * count / nblk;
+  const int64_t lines = (cols * static_cast<int64_t>(sizeof(T)) + 63) / 64;
+  for (int64_t c = c_lo; c < c_hi; ++c) {
+    const char* row = reinterpret_cast<const char*>(rows + c * P);
+    for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(row + 64 * l, 0, Locality);
+  }
+}
+
 }  // namespace
 
 bool pointwise_fits(const Conv2dShape& s) { return dims_of(s).direct; }
@@ -214,18 +228,31 @@ void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bi
             width = kMaxNV > 2 && left == kMaxNV + 1 ? (left + 1) / 2 * V : NRmax;
             const bool tail = has_tail && q0 + width > q_tail;  // this strip ends in the copy
             const int64_t cols = std::min(width, (tail ? q_tail : P) - q0);
-            // The next strip's rows: a share of them prefetched during each row block.
-            const int64_t q_next = q0 + width < P ? q0 + width : -1;
-            for (int64_t blk = 0; blk < nblk; ++blk) {
-              if (q_next >= 0) {
-                const int64_t c_lo = blk * k / nblk, c_hi = (blk + 1) * k / nblk;
-                const int64_t lines = (std::min(NRmax, P - q_next) * int64_t(sizeof(T)) + 63) / 64;
-                for (int64_t c = c_lo; c < c_hi; ++c) {
-                  const char* row =
-                      reinterpret_cast<const char*>(x_n + (g * Cg + k0 + c) * P + q_next);
-                  for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(row + 64 * l, 0, 2);
-                }
+            // Two prefetch streams, a share of each during every row block: into L2 the rows
+            // of the strip that runs next (the next one here, else the first of the next channel
+            // block, group or image); from memory, this strip's rows in the next image. x
+            // (25.7 MB for conv1x1_28) does not stay in L3 between calls, and the rows, 3136 bytes
+            // apart, are too many streams for the hardware prefetchers: with only the first,
+            // 88 GFLOP/s (x in L3, 8 images: 100); with both 94, 1 thread (min of 25, alternating).
+            const T* near_rows = x_n + (g * Cg + k0) * P + q0 + width;  // (near_k rows, stride P)
+            int64_t near_k = k, near_cols = std::min(NRmax, P - q0 - width);
+            if (q0 + width >= P) {
+              near_cols = std::min(NRmax, P);
+              if (k0 + kc < Cg) {
+                near_rows = x_n + (g * Cg + k0 + kc) * P;
+                near_k = std::min(kc, Cg - k0 - kc);
+              } else if (g + 1 < G) {
+                near_rows = x_n + (g + 1) * Cg * P;
+                near_k = std::min(kc, Cg);
+              } else {
+                near_rows = n + 1 < s.N ? x_n + s.C * P : nullptr;
+                near_k = std::min(kc, Cg);
               }
+            }
+            const T* far_rows = n + 1 < s.N ? x_n + s.C * P + (g * Cg + k0) * P + q0 : nullptr;
+            for (int64_t blk = 0; blk < nblk; ++blk) {
+              if (far_rows) prefetch_share<1>(far_rows, k, P, width, blk, nblk);
+              if (near_rows) prefetch_share<2>(near_rows, near_k, P, near_cols, blk, nblk);
               const int64_t row0 = g * Cog + blk * MR, m = std::min<int64_t>(MR, Cog - blk * MR);
               const T* a = packed.get() + ((g * nblk + blk) * Cg + k0) * MR;  // (k, MR)
               const T* bb = bias_p + (g * nblk + blk) * MR;                 // (MR)
