@@ -31,6 +31,8 @@ REDUCE_CASES = [
     ((300, 257), 1, 2),
     ((70001,), 0, 1),
     ((2, 40009), 1, 2),
+    ((9, 4500), 0, 1),  # wider than a sum's 4096-column block
+    ((40, 1030), 0, 1),  # one row of output split by columns over the threads
 ]
 CASE_IDS = [f"{s}[{a}:{b}]" for s, a, b in REDUCE_CASES]
 
@@ -57,6 +59,22 @@ def test_reduce_sum(isa, rng, case, dtype):
     abs_ref = np.abs(x3).sum(axis=1).reshape(out_shape)
     assert_close_reduction(out, ref, abs_ref, x3.shape[1], dtype,
                            what=f"reduce_forward(sum) {isa} {dtype.__name__} {shape}[{start}:{end}]")
+
+
+@pytest.mark.parametrize("shape", [(40, 1030), (9, 4500), (3, 7, 2000)])
+def test_reduce_sum_same_bits_on_any_thread_count(isa, rng, shape):
+    # each output sums its column in row order whatever block of columns a thread owns
+    x = rng.standard_normal(size=shape).astype(np.float32)
+    previous = _C.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3, 4):
+            _C.set_num_threads(threads)
+            outs.append(_C.reduce_forward(_C.ReduceOp.sum, x, len(shape) - 2, len(shape) - 1)[0])
+    finally:
+        _C.set_num_threads(previous)
+    for threads, out in zip((2, 3, 4), outs[1:]):
+        np.testing.assert_array_equal(out, outs[0], err_msg=f"{isa} {shape}: {threads} threads vs 1")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -18,13 +18,19 @@
 // in [0, R) for the backward. Outputs are OVERWRITTEN (grad_x everywhere, zeros included).
 //
 // Loops: inner == 1 reduces contiguous rows (`omp simd` reduction); inner > 1 walks r in
-// the outer loop and a block of kInnerBlock contiguous columns in the inner loop, with
-// the block's accumulators on the stack. Threads over (outer, column block) tasks, only
-// above kParallelMin elements. Bound: one read of x, i.e. memory bandwidth.
+// the outer loop and a block of contiguous columns in the inner loop, with the block's
+// accumulators on the stack. Threads over (outer, column block) tasks, only above
+// kParallelMin elements. A sum's blocks are as wide as the threads allow (whole rows on one
+// thread, up to kSumBlock columns): x is then read front to back, one stream. In blocks of 512
+// columns a 1024-wide x was read as two interleaved half-row passes, and at 8 GB/s from memory
+// (a bias gradient of (1600, 1024) right after the LSTM backward that wrote it: 0.75 ms,
+// NumPy 0.21). Bound: one read of x, i.e. memory bandwidth.
 //
 // Tested by tests/kernels/test_reduce_kernels.py (every ISA, f32/f64, dim ranges first /
 // middle / last / all, ties, empty):
 //   DLCORE_DEV_BUILD=<build> PYTHONPATH=python python3 -m pytest tests/kernels/test_reduce_kernels.py
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -35,8 +41,19 @@ namespace {
 
 // Below this many elements a reduction runs on the calling thread (fork/join ~ µs).
 constexpr int64_t kParallelMin = 32768;
-// Columns per task when inner > 1: 512 doubles (4 KiB) of accumulators stay in L1.
+// Columns per task of a max when inner > 1: 512 values and indices stay in L1.
 constexpr int64_t kInnerBlock = 512;
+// Widest column block of a sum: 4096 double accumulators (32 KiB) on the stack, in L1.
+constexpr int64_t kSumBlock = 4096;
+
+// Column blocks per (outer) row of a sum: the fewest that fit kSumBlock, but at least one per
+// thread when there are fewer outer rows than threads.
+inline int64_t sum_blocks(int64_t outer, int64_t inner, bool parallel) {
+  int64_t blocks = (inner + kSumBlock - 1) / kSumBlock;
+  if (parallel && outer < omp_get_max_threads())
+    blocks = std::max(blocks, std::min<int64_t>(inner / 16, (omp_get_max_threads() + outer - 1) / outer));
+  return std::max<int64_t>(1, blocks);
+}
 
 // sum_r row[r] for a contiguous row of R elements, accumulated in double.
 template <class T>
@@ -107,17 +124,20 @@ void reduce_forward(ReduceOp op, int64_t outer, int64_t R, int64_t inner, const 
     return;
   }
 
-  // inner > 1: tasks are (o, column block); each keeps kInnerBlock accumulators.
-  const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;
+  // inner > 1: tasks are (o, column block) of `width` columns, the same accumulators per column
+  // (each sums its r in order, so the block width never changes a result).
+  const int64_t sum_blk = op == ReduceOp::sum ? sum_blocks(outer, inner, parallel) : 0;
+  const int64_t width = op == ReduceOp::sum ? ((inner + sum_blk - 1) / sum_blk + 15) / 16 * 16 : kInnerBlock;
+  const int64_t blocks = (inner + width - 1) / width;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t task = 0; task < outer * blocks; ++task) {
     const int64_t o = task / blocks;
-    const int64_t c0 = (task % blocks) * kInnerBlock;
-    const int64_t nc = std::min(kInnerBlock, inner - c0);
+    const int64_t c0 = (task % blocks) * width;
+    const int64_t nc = std::min(width, inner - c0);
     const T* xo = x + o * R * inner + c0;  // (R, nc) with row stride inner
     T* out_o = out + o * inner + c0;       // (nc)
     if (op == ReduceOp::sum) {
-      double acc[kInnerBlock];  // (nc)
+      double acc[kSumBlock];  // (nc)
       for (int64_t c = 0; c < nc; ++c) acc[c] = 0.0;
       for (int64_t r = 0; r < R; ++r) {
         const T* __restrict xr = xo + r * inner;  // (nc)
