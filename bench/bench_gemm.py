@@ -247,6 +247,22 @@ def run_child(lib, threads, args):
     return result
 
 
+def merge_rounds(a, b):
+    """Two rounds' results of one library's child: per row the (median, min, check) of the round
+    with the lower median, a failed check from either kept; the larger foreign share."""
+    rows = {}
+    for key, ra in a["rows"].items():
+        rb = b["rows"][key]
+        row = list(ra if ra[0] <= rb[0] else rb)
+        if len(row) > 2:
+            row[2] = ra[2] or rb[2]
+        rows[key] = row
+    merged = dict(a, rows=rows)
+    if "foreign" in a or "foreign" in b:
+        merged["foreign"] = max(a.get("foreign", 0), b.get("foreign", 0))
+    return merged
+
+
 def available(lib):
     if lib == "numpy":
         return True
@@ -273,6 +289,9 @@ def main():
                         help="before each child, wait up to this many seconds for a quiet machine (0: don't)")
     parser.add_argument("--retries", type=int, default=1,
                         help="rerun a child that ran while other processes used > 15 %% of the machine")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the libraries' children this many times, alternating, and keep each row's "
+                             "quietest round per library")
     parser.add_argument("--only", choices=LIBS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.budget is None:
@@ -306,17 +325,22 @@ def main():
     if missing:
         print(f"# not installed, skipped: {', '.join(missing)}")
 
+    if args.rounds < 1:
+        raise SystemExit(f"bench_gemm: --rounds must be >= 1, got {args.rounds}")
     results = {}  # (lib, threads) -> child result
-    for t in thread_counts:
-        for lib in libs:
-            # A child that shared the machine with other work (> 15 % of it) is rerun, up to
-            # --retries times; the run with the least foreign load is kept.
-            for _ in range(1 + args.retries):
-                r = run_child(lib, t, args)
-                if (lib, t) not in results or r.get("foreign", 0) < results[lib, t].get("foreign", 0):
-                    results[lib, t] = r
-                if results[lib, t].get("foreign", 0) <= 0.15:
-                    break
+    for i in range(args.rounds):
+        for t in thread_counts:
+            for lib in libs if i % 2 == 0 else libs[::-1]:  # A B C, C B A, ...
+                # A child that shared the machine with other work (> 15 % of it) is rerun, up to
+                # --retries times; the run with the least foreign load is kept.
+                best = None
+                for _ in range(1 + args.retries):
+                    r = run_child(lib, t, args)
+                    if best is None or r.get("foreign", 0) < best.get("foreign", 0):
+                        best = r
+                    if best.get("foreign", 0) <= 0.15:
+                        break
+                results[lib, t] = best if (lib, t) not in results else merge_rounds(results[lib, t], best)
     for t in thread_counts[:1]:
         if ("numpy", t) in results:
             i = results["numpy", t]["info"]
@@ -331,7 +355,10 @@ def main():
               + ", ".join(f"{lib} {t} thr {100 * v:.0f} %" for (lib, t), v in foreign.items()))
         if max(foreign.values()) > 0.10:
             print("# WARNING: the machine was busy during the run; times (above all 2-thread ones) are skewed")
-    print(f"# budget {args.budget} s per measurement; GF/s from the median time; time us = median/min per call")
+    rounds = (f"; best of {args.rounds} alternating rounds per library (the round with the lowest median)"
+              if args.rounds > 1 else "")
+    print(f"# budget {args.budget} s per measurement; GF/s from the median time; time us = median/min per call"
+          f"{rounds}")
     print()
 
     head = ["shape M x N x K", "ops", "thr"]
