@@ -42,7 +42,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _sidebyside import busy_cpu_seconds, wait_until_idle  # noqa: E402
+from _sidebyside import busy_cpu_seconds, wait_until_idle
 
 LIBS = ("dlcore", "numpy", "torch")
 
@@ -198,7 +198,7 @@ def child(lib, threads, shapes, budget):
                 import dlcore
 
                 ta_, tb_ = dlcore.from_numpy(a), dlcore.from_numpy(b)
-                rows[key + ".matmul"] = (*time_call(lambda: dlcore.matmul(ta_, tb_), budget), "")
+                rows[key + ".matmul"] = (*time_call(lambda ta_=ta_, tb_=tb_: dlcore.matmul(ta_, tb_), budget), "")
     return {"info": info, "rows": rows}
 
 
@@ -236,7 +236,7 @@ def run_child(lib, threads, args):
     if args.wait_idle:
         wait_until_idle(args.wait_idle)
     b0, r0, t0 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(lib, threads))
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=child_env(lib, threads))
     b1, r1, t1 = busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     if out.returncode != 0:
         raise RuntimeError(f"bench_gemm --only {lib} --threads {threads} failed:\n{out.stderr}")
@@ -307,10 +307,10 @@ def main():
     libs = [lib for lib in args.libs.split(",") if available(lib)]
     missing = [lib for lib in args.libs.split(",") if lib not in libs]
     peak = peak_probe.load_or_measure(sorted(set(thread_counts) | {1}))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                             cwd=HERE).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "csrc"],
-                           capture_output=True, text=True, cwd=HERE).stdout.strip()
+                           check=False, capture_output=True, text=True, cwd=HERE).stdout.strip()
     import dlcore
 
     print(f"# GEMM float32 | {peak_probe.cpu_model()} ({os.cpu_count()} CPUs, {platform.machine()}) | "
