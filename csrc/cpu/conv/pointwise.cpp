@@ -251,7 +251,7 @@ void pointwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bi
             }
             const T* far_rows = n + 1 < s.N ? x_n + s.C * P + (g * Cg + k0) * P + q0 : nullptr;
             for (int64_t blk = 0; blk < nblk; ++blk) {
-              if (far_rows) prefetch_share<1>(far_rows, k, P, width, blk, nblk);
+              if (far_rows) prefetch_share<1>(far_rows, k, P, std::min(width, P - q0), blk, nblk);
               if (near_rows) prefetch_share<2>(near_rows, near_k, P, near_cols, blk, nblk);
               const int64_t row0 = g * Cog + blk * MR, m = std::min<int64_t>(MR, Cog - blk * MR);
               const T* a = packed.get() + ((g * nblk + blk) * Cg + k0) * MR;  // (k, MR)
