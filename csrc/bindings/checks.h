@@ -119,6 +119,26 @@ inline void check_nonempty(const char* op, const char* arg, const py::array& a) 
   if (a.size() == 0) value_error(op, ": ", arg, " is empty (shape ", shape_str(a), ")");
 }
 
+// [lo, hi) byte range an array's elements span (the array is non-empty).
+struct ByteRange { const char* lo; const char* hi; };
+inline ByteRange byte_range(const py::array& a) {
+  const char* base = static_cast<const char*>(a.data());
+  const char* lo = base;
+  const char* hi = base + a.itemsize();
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const py::ssize_t span = (a.shape(d) - 1) * a.strides(d);
+    (span < 0 ? lo : hi) += span;
+  }
+  return {lo, hi};
+}
+
+// Whether two arrays' element spans share a byte (empty arrays overlap nothing).
+inline bool overlaps(const py::array& a, const py::array& b) {
+  if (a.size() == 0 || b.size() == 0) return false;
+  const ByteRange ra = byte_range(a), rb = byte_range(b);
+  return ra.lo < rb.hi && rb.lo < ra.hi;
+}
+
 // Raw pointers (the array must already be checked for dtype).
 template <class T> inline const T* cdata(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T> inline T* mdata(py::array& a) { return static_cast<T*>(a.mutable_data()); }

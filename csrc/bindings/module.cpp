@@ -23,6 +23,7 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_optim(py::module_& m);
 // _C.cuda: csrc/bindings/cuda_<family>.cpp (each registers nothing without CUDA)
 void bind_cuda_runtime(py::module_& cuda);
 void bind_cuda_elementwise(py::module_& cuda);
@@ -90,6 +91,7 @@ PYBIND11_MODULE(_C, m) {
   dlcore::bind::bind_conv(m);
   dlcore::bind::bind_pool(m);
   dlcore::bind::bind_rnn(m);
+  dlcore::bind::bind_optim(m);
 
   py::module_ cuda = m.def_submodule("cuda", "CUDA runtime and kernels (empty but for is_built without CUDA)");
   dlcore::bind::bind_cuda_runtime(cuda);

@@ -77,25 +77,6 @@ MatrixView matrix_view(const char* arg, const py::array& a, const char* op = kOp
   return v;
 }
 
-// [lo, hi) byte range an operand's elements span (the array is non-empty).
-struct ByteRange { const char* lo; const char* hi; };
-ByteRange byte_range(const py::array& a) {
-  const char* base = static_cast<const char*>(a.data());
-  const char* lo = base;
-  const char* hi = base + a.itemsize();
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    const py::ssize_t span = (a.shape(d) - 1) * a.strides(d);
-    (span < 0 ? lo : hi) += span;
-  }
-  return {lo, hi};
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-  if (a.size() == 0 || b.size() == 0) return false;
-  const ByteRange ra = byte_range(a), rb = byte_range(b);
-  return ra.lo < rb.hi && rb.lo < ra.hi;
-}
-
 // The output C of `op`: a new array of out_shape when C_obj is None (then beta must be 0), or
 // C_obj checked to be a writeable C-contiguous array of A's dtype and out_shape that overlaps
 // none of `inputs`.

@@ -98,4 +98,18 @@ struct RnnSequenceShape {
 // The Elman RNN's nonlinearity: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh).
 enum class RnnActivation : int32_t { tanh, relu };
 
+// One SGD step's hyper-parameters (python/dlcore/optim/sgd.py, torch.optim.SGD). first: the
+// momentum buffer does not exist yet and is set to this step's direction.
+struct SgdHyper {
+  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false, maximize = false, first = false;
+};
+
+// One Adam / AdamW step's hyper-parameters (python/dlcore/optim/adam.py, torch.optim.Adam):
+// step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t) for step t.
+struct AdamHyper {
+  double lr = 0, step_size = 0, bias_correction2_sqrt = 1, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  bool amsgrad = false, maximize = false, decoupled = false;
+};
+
 }  // namespace dlcore

@@ -170,6 +170,16 @@ template <class T> using RnnSequenceForwardSig = void(const RnnSequenceShape& s,
 template <class T> using RnnSequenceBackwardSig = void(const RnnSequenceShape& s, RnnActivation act,
                                                         const T* w_hh, const T* y, const T* grad_y,
                                                         const T* grad_h_n, T* grad_pre, T* grad_h0);
+// One SGD step over n elements in place: d = (maximize ? -grad : grad) + weight_decay * p;
+// with momentum buf = first ? d : momentum * buf + (1 - dampening) * d, then d = nesterov ?
+// d + momentum * buf : buf; p -= lr * d. buf is null without momentum.
+template <class T> using SgdStepSig = void(int64_t n, const SgdHyper& h, T* p, const T* grad, T* buf);
+// One Adam (AdamW: decoupled) step over n elements in place: g = maximize ? -grad : grad;
+// Adam g += weight_decay * p | AdamW p *= 1 - lr * weight_decay; m += (1 - beta1) (g - m);
+// v = beta2 v + (1 - beta2) g^2; amsgrad: vmax = max(vmax, v), used for v below;
+// p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps). vmax null without amsgrad.
+template <class T> using AdamStepSig = void(int64_t n, const AdamHyper& h, T* p, const T* grad, T* m, T* v,
+                                            T* vmax);
 
 // ---- the list ---------------------------------------------------------------------------
 #define DLCORE_CPU_KERNELS(X)                            \
@@ -208,6 +218,8 @@ template <class T> using RnnSequenceBackwardSig = void(const RnnSequenceShape& s
   X(gru_sequence_forward, GruSequenceForwardSig)         \
   X(gru_sequence_backward, GruSequenceBackwardSig)       \
   X(rnn_sequence_forward, RnnSequenceForwardSig)         \
-  X(rnn_sequence_backward, RnnSequenceBackwardSig)
+  X(rnn_sequence_backward, RnnSequenceBackwardSig)       \
+  X(sgd_step, SgdStepSig)                                \
+  X(adam_step, AdamStepSig)
 
 }  // namespace dlcore

@@ -77,6 +77,24 @@ class PackedB:
     def nbytes(self) -> int:
         """Bytes of packed storage (panels zero-padded to NR)."""
 
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    max_exp_avg_sq: np.ndarray | None,
+    lr: float,
+    step_size: float,
+    bias_correction2_sqrt: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled: bool,
+) -> None:
+    """One Adam (AdamW when decoupled) step in place (torch.optim.Adam's math): step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t); max_exp_avg_sq is the amsgrad state, or None without amsgrad."""
+
 def avg_pool2d_backward(
     grad_y: np.ndarray,
     x_shape: Sequence[int],
@@ -335,6 +353,20 @@ def rnn_sequence_forward(
     nonlinearity: str = "tanh",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Elman RNN layer over a packed sequence, one direction; y (total, H) = x W_ih^T + b_ih + b_hh is overwritten with h. Returns (y, h_n)."""
+
+def sgd_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first: bool,
+) -> None:
+    """One SGD step in place (torch.optim.SGD's math): d = (-grad if maximize else grad) + weight_decay * param; with momentum, momentum_buffer := d on the first step (first=True), else momentum * buf + (1 - dampening) * d, and d = d + momentum * buf if nesterov else buf; param -= lr * d. momentum_buffer is None without momentum."""
 
 def set_cpu_isa(name: str) -> None:
     """Switch the active ISA (only to one the CPU supports)."""

@@ -7,14 +7,16 @@
     v_max = max(v_max, v)               (amsgrad: use v_max below instead of v)
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-CUDA parameters take the same steps in one fused kernel per (device, dtype)
-(dlcore.cuda.kernels.optim.adam_step); NumPy parameters are updated here in NumPy.
+NumPy parameters take one fused pass each (_C.adam_step, csrc/cpu/ref/optim.cpp; the NumPy
+update below remains for arrays it does not take, see fused_ok), CUDA parameters one fused
+kernel per (device, dtype) (dlcore.cuda.kernels.optim.adam_step).
 """
 import math
 
 import numpy as np
 
-from dlcore.optim.optimizer import Optimizer, grad_array
+from dlcore import _C
+from dlcore.optim.optimizer import Optimizer, fused_ok, grad_array
 
 
 class Adam(Optimizer):
@@ -50,18 +52,29 @@ class Adam(Optimizer):
             if not isinstance(p._data, np.ndarray):  # a CudaArray: updated by the fused kernel below
                 on_gpu.append(p)
                 continue
-            g = grad_array(type(self).__name__, p, group["maximize"])
+            g = grad_array(type(self).__name__, p)
             x = p._data
             state = self.state.setdefault(p, {})
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(x)
                 state["exp_avg_sq"] = np.zeros_like(x)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(x)
             state["step"] += 1
             t = state["step"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
+            step_size = lr / (1 - beta1**t)
+            bias_correction2_sqrt = math.sqrt(1 - beta2**t)
+            vmax = None
+            if amsgrad:
+                if state.get("max_exp_avg_sq") is None:
+                    state["max_exp_avg_sq"] = np.zeros_like(x)
+                vmax = state["max_exp_avg_sq"]
+            if fused_ok(x, g):
+                _C.adam_step(x, g, m, v, vmax, lr, step_size, bias_correction2_sqrt, beta1, beta2, eps, wd,
+                             group["maximize"], self._decoupled)
+                continue
+            if group["maximize"]:
+                g = -g
             if wd != 0:
                 if self._decoupled:
                     x *= 1 - lr * wd
@@ -70,10 +83,7 @@ class Adam(Optimizer):
             m += (1 - beta1) * (g - m)
             v *= beta2
             v += (1 - beta2) * (g * g)
-            step_size = lr / (1 - beta1**t)
-            bias_correction2_sqrt = math.sqrt(1 - beta2**t)
             if amsgrad:
-                vmax = state.setdefault("max_exp_avg_sq", np.zeros_like(x))
                 np.maximum(vmax, v, out=vmax)
                 v = vmax
             denom = np.sqrt(v)

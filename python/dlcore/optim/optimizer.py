@@ -179,3 +179,12 @@ def grad_array(op, p, maximize=False):
     if g.shape != p._data.shape:
         raise RuntimeError(f"{op}: gradient shape {g.shape} does not match parameter shape {p._data.shape}")
     return -g if maximize else g
+
+
+def fused_ok(x, g):
+    """Whether a NumPy parameter x and its gradient g take the fused CPU step kernels
+    (csrc/cpu/ref/optim.cpp): float32 / float64 alike, C-contiguous, x writeable, not sharing
+    memory. Otherwise the NumPy update runs. (The state arrays the optimiser made itself, or
+    load_state_dict converted to x's dtype; the kernel binding checks them all again.)"""
+    return (x.dtype == g.dtype and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
+            and x.flags.writeable and g.flags.c_contiguous and not np.may_share_memory(x, g))

@@ -5,12 +5,14 @@
     d = d + momentum * buf  (nesterov)   |   d = buf
     p = p - lr * d
 
-CUDA parameters take the same steps in one fused kernel per (device, dtype)
-(dlcore.cuda.kernels.optim.sgd_step); NumPy parameters are updated here in NumPy.
+NumPy parameters take one fused pass each (_C.sgd_step, csrc/cpu/ref/optim.cpp; the NumPy
+update below remains for arrays it does not take, see fused_ok), CUDA parameters one fused
+kernel per (device, dtype) (dlcore.cuda.kernels.optim.sgd_step).
 """
 import numpy as np
 
-from dlcore.optim.optimizer import Optimizer, grad_array, required
+from dlcore import _C
+from dlcore.optim.optimizer import Optimizer, fused_ok, grad_array, required
 
 
 class SGD(Optimizer):
@@ -40,7 +42,18 @@ class SGD(Optimizer):
             if not isinstance(p._data, np.ndarray):  # a CudaArray: updated by the fused kernel below
                 on_gpu.append(p)
                 continue
-            d = grad_array("SGD", p, group["maximize"])  # may alias p.grad: never stored as is
+            g = grad_array("SGD", p)
+            state = self.state.setdefault(p, {}) if momentum != 0 else {}
+            first = momentum != 0 and state.get("momentum_buffer") is None
+            if momentum != 0 and first:
+                state["momentum_buffer"] = np.empty_like(p._data)  # written by the kernel's first step
+            buf = state.get("momentum_buffer")
+            if fused_ok(p._data, g):
+                _C.sgd_step(p._data, g, buf, lr, momentum, dampening, wd, nesterov, group["maximize"], first)
+                continue
+            if first:
+                del state["momentum_buffer"]
+            d = -g if group["maximize"] else g  # may alias p.grad: never stored as is
             if wd != 0:
                 d = d + wd * p._data
             if momentum != 0:
