@@ -56,14 +56,7 @@ void sgd_step(py::array param, const py::array& grad, const py::object& momentum
   if (has_buf) arrays.emplace_back("momentum_buffer", &buf);
   check_step_arrays(op, arrays);
   if (momentum != 0 && !has_buf) value_error(op, ": momentum = ", momentum, " needs a momentum_buffer");
-  SgdHyper h;
-  h.lr = lr;
-  h.momentum = momentum;
-  h.dampening = dampening;
-  h.weight_decay = weight_decay;
-  h.nesterov = nesterov;
-  h.maximize = maximize;
-  h.first = first;
+  const SgdHyper h{lr, momentum, dampening, weight_decay, nesterov, maximize, first};  // field order
   const int64_t n = param.size();
   dispatch_float(float_type(op, "param", param), [&](auto tag) {
     using T = decltype(tag);
@@ -84,17 +77,8 @@ void adam_step(py::array param, const py::array& grad, py::array exp_avg, py::ar
   if (amsgrad) arrays.emplace_back("max_exp_avg_sq", &vmax);
   check_step_arrays(op, arrays);
   if (!(bias_correction2_sqrt > 0)) value_error(op, ": bias_correction2_sqrt must be > 0, got ", bias_correction2_sqrt);
-  AdamHyper h;
-  h.lr = lr;
-  h.step_size = step_size;
-  h.bias_correction2_sqrt = bias_correction2_sqrt;
-  h.beta1 = beta1;
-  h.beta2 = beta2;
-  h.eps = eps;
-  h.weight_decay = weight_decay;
-  h.amsgrad = amsgrad;
-  h.maximize = maximize;
-  h.decoupled = decoupled;
+  const AdamHyper h{lr,  step_size,    bias_correction2_sqrt, beta1,    beta2,
+                    eps, weight_decay, amsgrad,               maximize, decoupled};  // field order
   const int64_t n = param.size();
   dispatch_float(float_type(op, "param", param), [&](auto tag) {
     using T = decltype(tag);
