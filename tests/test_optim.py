@@ -9,6 +9,7 @@ import pytest
 import dlcore
 from dlcore import nn, optim
 from dlcore.optim import lr_scheduler
+from dlcore.tensor import Tensor
 from helpers import assert_close
 
 STEPS = 6
@@ -300,3 +301,22 @@ def test_schedulers_match_torch(make):
         topt.step()
         ours.step()
         theirs.step()
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", c) for c in SGD_CASES] + [("Adam", c) for c in ADAM_CASES]
+                         + [("AdamW", c) for c in ADAM_CASES], ids=str)
+def test_numpy_update_matches_the_fused_kernel(name, kwargs, rng):
+    # a strided gradient makes the optimiser take its NumPy update instead of _C.sgd_step / adam_step
+    params, grads, fused = _problem(rng, np.float32)
+    plain = [nn.Parameter(dlcore.tensor(p.astype(np.float32))) for p in params]
+    opt_fused, opt_plain = getattr(optim, name)(fused, **kwargs), getattr(optim, name)(plain, **kwargs)
+    for step_grads in grads:
+        for f, p, g in zip(fused, plain, step_grads):
+            f.grad = dlcore.tensor(g.astype(np.float32))
+            strided = np.repeat(g.astype(np.float32), 2, axis=-1)[..., ::2]  # the same values, not contiguous
+            assert g.size == 1 or not strided.flags.c_contiguous  # (one element counts as contiguous)
+            p.grad = Tensor(strided)
+        opt_fused.step()
+        opt_plain.step()
+    for i, (f, p) in enumerate(zip(fused, plain)):
+        assert_close(f._data, p._data, atol=1e-6, rtol=1e-5, what=f"{name} {kwargs}: fused vs NumPy, param {i}")
