@@ -22,12 +22,13 @@ CASES = [
 
 @pytest.mark.parametrize("N, C, H, W, C_out, K, pad, algo", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_epilogue_is_relu_of_the_plain_forward(isa, rng, N, C, H, W, C_out, K, pad, algo, dtype):
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_relu_epilogue_is_relu_of_the_plain_forward(isa, rng, N, C, H, W, C_out, K, pad, algo, dtype, with_bias):
     if algo == "winograd" and dtype == np.float64:
         pytest.skip("Winograd is float32 only")
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((C_out, C, K, K)).astype(dtype)
-    b = rng.standard_normal(C_out).astype(dtype)
+    b = rng.standard_normal(C_out).astype(dtype) if with_bias else None
     x[0, 0, H // 2, W // 2] = np.nan  # relu(NaN) is NaN, as torch.relu
     geo = ((1, 1), (pad, pad), (1, 1), 1)
     plain = _C.conv2d_forward(x, w, b, *geo, algo=algo)

@@ -77,8 +77,9 @@
 // every size >= 1; C and C_out divisible by groups; OH, OW as in kernel_args.h and >= 1.
 // Every output (y, grad_x, grad_w, grad_bias) is overwritten. With s.relu, forward stores
 // v <= 0 ? 0 : v of conv + bias (NaN stays NaN, -0 becomes 0) in the pass that writes y, on
-// every path here (gemm: with the bias pass; wide: the row copy; channels in vector: the
-// transpose; pointwise: the last channel block's tile store); Winograd does its own.
+// every path here (gemm: the GEMM's epilogue without a bias, else the bias pass; wide: the
+// row copy; channels in vector: the transpose; pointwise: the last channel block's tile
+// store); Winograd does its own.
 //
 // Tested: pytest tests/kernels/test_conv_kernels.py (NumPy float64 oracle on every ISA, float32
 // and float64, integer-exact cases at 1 and 4 threads, every stride-1 case with algo='direct'
@@ -215,11 +216,14 @@ void forward_image(const Conv2dShape& s, const ConvDims& d, const T* x_n, const 
   a.B = cols; a.ldb = d.P;   // (Kc, P) per group
   a.C = y_n;  a.ldc = d.P;   // (Cog, P) per group
   a.batch = d.G; a.stride_a = d.Cog * d.Kc; a.stride_b = d.Kc * d.P; a.stride_c = d.Cog * d.P;
+  // The GEMM's epilogue adds a bias per column (a position here), not per output channel, so
+  // it takes the ReLU only when there is no bias; with one, a pass over y below does both.
+  a.relu = s.relu && !bias;
   gemm<T>(a);
-  if (bias || s.relu) {
+  if (bias) {
     for (int64_t co = 0; co < s.C_out; ++co) {
       T* __restrict y_row = y_n + co * d.P;  // (P)
-      const T b = bias ? bias[co] : T(0);
+      const T b = bias[co];
       if (s.relu) {
         for (int64_t p = 0; p < d.P; ++p) y_row[p] = relu_of(y_row[p] + b);
       } else {
