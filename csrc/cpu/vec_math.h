@@ -75,6 +75,14 @@ DLCORE_VEC_INLINE float pow2(std::int32_t k) {
 // for |n| < 2^15 and x - n * kLn2Hi is exact near the reduction point.
 constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = -2.12194440e-4f;
+constexpr float kLog2e = 1.44269504088896341f;
+// Polynomial coefficients, highest degree first (Horner), shared with the AVX-512 versions in
+// vec_math_avx512.h. Cephes expf: exp(r) - 1 - r = r^2 P5(r) on |r| <= ln2 / 2. Cephes tanhf:
+// tanh(a) = a + a^3 P4(a^2) on [0, 0.625].
+constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                            4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+constexpr float kTanhP[5] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f,
+                             1.33314422036e-1f, -3.33332819422e-1f};
 
 DLCORE_VEC_INLINE float exp(float x) {
   // Clamp to [-110, 90]: beyond, the result is already 0 / +inf, and n stays in [-159, 130]
@@ -84,18 +92,15 @@ DLCORE_VEC_INLINE float exp(float x) {
   // n = round-to-nearest(x log2 e) without a float -> int conversion: adding 1.5 * 2^23
   // leaves n in the low mantissa bits of t (defined for NaN too, unlike a cast).
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
-  const float t = xc * 1.44269504088896341f + kRound;
+  const float t = xc * kLog2e + kRound;
   const std::int32_t n = float_bits(t) - float_bits(kRound);
   const float nf = t - kRound;
   float r = xc - nf * kLn2Hi;
   r = r - nf * kLn2Lo;  // |r| <= ln2 / 2 (+ rounding)
   // exp(r) - 1 - r = r^2 P5(r): Cephes expf minimax polynomial, ~1e-7 relative on the range.
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float p = kExpP[0];
+#pragma GCC unroll 8
+  for (int i = 1; i < 6; ++i) p = p * r + kExpP[i];
   const float er = p * (r * r) + r + 1.0f;
   // 2^n = 2^n1 * 2^n2, each a normal float (n1, n2 in [-80, 65]).
   const std::int32_t n1 = n >> 1;
@@ -149,11 +154,9 @@ DLCORE_VEC_INLINE float tanh(float x) {
   const float a = std::fabs(x);
   // Small a: tanh(a) = a + a^3 P4(a^2), Cephes tanhf minimax polynomial on [0, 0.625].
   const float z = a * a;
-  float p = -5.70498872745e-3f;
-  p = p * z + 2.06390887954e-2f;
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
+  float p = kTanhP[0];
+#pragma GCC unroll 8
+  for (int i = 1; i < 5; ++i) p = p * z + kTanhP[i];
   const float small = p * z * a + a;
   // Large a: (1 - e) / (1 + e), e = exp(-2a) in [0, 0.29].
   const float e = exp(-2.0f * a);

@@ -14,6 +14,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include "cpu/vec_math.h"  // the constants and coefficients (vec::kExpP, ...)
+
 namespace dlcore::cpu::DLCORE_ISA::zmm {
 
 #define DLCORE_ZMM_INLINE [[gnu::always_inline]] static inline
@@ -21,16 +23,13 @@ namespace dlcore::cpu::DLCORE_ISA::zmm {
 DLCORE_ZMM_INLINE __m512 exp(__m512 x) {
   // min / max return their second operand when either is NaN, so NaN survives the clamp.
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(vec::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // n * ln2_hi is exact
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(vec::kLn2Hi), x);  // n * ln2_hi is exact
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(vec::kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(vec::kExpP[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(vec::kExpP[i]));
   const __m512 er = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(er, n);
 }
@@ -45,11 +44,9 @@ DLCORE_ZMM_INLINE __m512 tanh(__m512 x) {
   const __m512i sign_bit = _mm512_set1_epi32(static_cast<int>(0x80000000u));
   const __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign_bit, _mm512_castps_si512(x)));
   const __m512 z = _mm512_mul_ps(a, a);
-  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  __m512 p = _mm512_set1_ps(vec::kTanhP[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < 5; ++i) p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(vec::kTanhP[i]));
   const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), a, a);
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 e = exp(_mm512_mul_ps(_mm512_set1_ps(-2.0f), a));
