@@ -51,3 +51,22 @@ def wait_until_idle(max_wait):
         share = (busy_cpu_seconds() - b0) / os.cpu_count()
         if share < 0.10 or time.monotonic() > deadline:
             return share
+
+
+def best_rows(a, b):
+    """Two rounds' rows of one library's child merged (the benchmarks' --rounds): per timed row
+    [median, min, *rest] the round with the lower median, a failed check string (rest[0], as
+    bench_gemm reports it) from either round kept; a dict of numbers (bench_conv's check
+    errors) keeps the larger of each."""
+    out = {}
+    for key, va in a.items():
+        vb = b[key]
+        if isinstance(va, dict):
+            out[key] = {n: max(va[n], vb[n]) for n in va}
+        else:
+            row = list(va if va[0] <= vb[0] else vb)
+            if len(row) > 2:
+                row[2] = va[2] or vb[2]
+            out[key] = row
+    return out
+

@@ -42,7 +42,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _sidebyside import busy_cpu_seconds, wait_until_idle
+from _sidebyside import best_rows, busy_cpu_seconds, wait_until_idle
 
 LIBS = ("dlcore", "numpy", "torch")
 
@@ -248,16 +248,9 @@ def run_child(lib, threads, args):
 
 
 def merge_rounds(a, b):
-    """Two rounds' results of one library's child: per row the (median, min, check) of the round
-    with the lower median, a failed check from either kept; the larger foreign share."""
-    rows = {}
-    for key, ra in a["rows"].items():
-        rb = b["rows"][key]
-        row = list(ra if ra[0] <= rb[0] else rb)
-        if len(row) > 2:
-            row[2] = ra[2] or rb[2]
-        rows[key] = row
-    merged = dict(a, rows=rows)
+    """Two rounds' results of one library's child: rows merged by best_rows, the larger
+    foreign share."""
+    merged = dict(a, rows=best_rows(a["rows"], b["rows"]))
     if "foreign" in a or "foreign" in b:
         merged["foreign"] = max(a.get("foreign", 0), b.get("foreign", 0))
     return merged

@@ -50,7 +50,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _sidebyside import busy_cpu_seconds, torch_available, wait_until_idle
+from _sidebyside import best_rows, busy_cpu_seconds, torch_available, wait_until_idle
 
 # name -> (T, B, I, H)
 SHAPES = {
@@ -289,19 +289,6 @@ def run_pair(script, libs, threads, argv, args):
         if all("foreign" in r for r in runs):
             merged[lib]["foreign"] = max(r["foreign"] for r in runs)
     return merged
-
-
-def best_rows(a, b):
-    """Two rounds' rows of one library merged: per timed row the (median, min) of the round
-    with the lower median; a dict of numbers (bench_conv's check errors) keeps the larger."""
-    out = {}
-    for key, va in a.items():
-        vb = b[key]
-        if isinstance(va, dict):
-            out[key] = {n: max(va[n], vb[n]) for n in va}
-        else:
-            out[key] = va if va[0] <= vb[0] else vb
-    return out
 
 
 def foreign_warning(results):
