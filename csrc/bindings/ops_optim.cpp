@@ -77,8 +77,8 @@ void adam_step(py::array param, const py::array& grad, py::array exp_avg, py::ar
   if (amsgrad) arrays.emplace_back("max_exp_avg_sq", &vmax);
   check_step_arrays(op, arrays);
   if (!(bias_correction2_sqrt > 0)) value_error(op, ": bias_correction2_sqrt must be > 0, got ", bias_correction2_sqrt);
-  const AdamHyper h{lr,  step_size,    bias_correction2_sqrt, beta1,    beta2,
-                    eps, weight_decay, amsgrad,               maximize, decoupled};  // field order
+  const AdamHyper h{lr, step_size, bias_correction2_sqrt, beta1, beta2, eps, weight_decay, maximize,
+                    decoupled};  // field order
   const int64_t n = param.size();
   dispatch_float(float_type(op, "param", param), [&](auto tag) {
     using T = decltype(tag);

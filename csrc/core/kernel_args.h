@@ -109,7 +109,7 @@ struct SgdHyper {
 // step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t) for step t.
 struct AdamHyper {
   double lr = 0, step_size = 0, bias_correction2_sqrt = 1, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
-  bool amsgrad = false, maximize = false, decoupled = false;
+  bool maximize = false, decoupled = false;  // amsgrad: the kernel is given a max_exp_avg_sq
 };
 
 }  // namespace dlcore

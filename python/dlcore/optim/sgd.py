@@ -43,16 +43,16 @@ class SGD(Optimizer):
                 on_gpu.append(p)
                 continue
             g = grad_array("SGD", p)
-            state = self.state.setdefault(p, {}) if momentum != 0 else {}
-            first = momentum != 0 and state.get("momentum_buffer") is None
-            if momentum != 0 and first:
-                state["momentum_buffer"] = np.empty_like(p._data)  # written by the kernel's first step
-            buf = state.get("momentum_buffer")
             if fused_ok(p._data, g):
+                buf, first = None, False
+                if momentum != 0:
+                    state = self.state.setdefault(p, {})
+                    buf = state.get("momentum_buffer")
+                    first = buf is None
+                    if first:  # written by the kernel's first step
+                        buf = state["momentum_buffer"] = np.empty_like(p._data)
                 _C.sgd_step(p._data, g, buf, lr, momentum, dampening, wd, nesterov, group["maximize"], first)
                 continue
-            if first:
-                del state["momentum_buffer"]
             d = -g if group["maximize"] else g  # may alias p.grad: never stored as is
             if wd != 0:
                 d = d + wd * p._data
