@@ -202,16 +202,13 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw)
         off[(c * s.KH + kh) * s.KW + kw] = c * p.plane + kh * p.Wp + kw;
-  // packed (G, nblk, Kc, V): lane l of block blk is channel g*Cog + blk*V + l, zero past Cog.
-  std::unique_ptr<T[]> packed(new T[p.G * p.nblk * p.Kc * V]);
+  // packed (G, nblk, Kc, V): lane l of block blk is channel g*Cog + blk*V + l, zero past Cog;
+  // each block is its (m, Kc) rows of w transposed.
+  std::unique_ptr<T[]> packed(new T[p.G * p.nblk * p.Kc * V]());
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t blk = 0; blk < p.nblk; ++blk)
-      for (int64_t t = 0; t < p.Kc; ++t)
-        for (int l = 0; l < V; ++l) {
-          const int64_t co = blk * V + l;
-          packed[((g * p.nblk + blk) * p.Kc + t) * V + l] =
-              co < p.Cog ? w[(g * p.Cog + co) * p.Kc + t] : T(0);
-        }
+      load_transposed(w + (g * p.Cog + blk * V) * p.Kc, p.Kc, std::min<int64_t>(V, p.Cog - blk * V),
+                      packed.get() + (g * p.nblk + blk) * p.Kc * V, V);
   // Tile: RW balanced columns, as many rows as the accumulators allow.
   const int64_t RW = balanced_chunk(s.OW, kMaxRW);
   const int64_t RH = std::max<int64_t>(1, std::min<int64_t>({kMaxAcc / RW, kMaxRH, s.OH}));

@@ -319,18 +319,32 @@ struct DirectPlan {
   std::unique_ptr<int64_t[]> fwd_off, fwd_src;
 };
 
+// The wide variant's work: Qpad positions (OH*Wp rounded up to NR) of nblk row blocks per
+// group, without the tap tables (the rules below need only these two).
+struct WideSize {
+  int64_t Qpad, nblk;
+};
+
+template <class T>
+WideSize wide_size(const Conv2dShape& s, const ConvDims& d) {
+  constexpr int MR = DirectTile<T>::MR, NR = DirectTile<T>::NR;
+  const int64_t Wp = s.W + 2 * s.pad_w;
+  return {(s.OH * Wp + NR - 1) / NR * NR, (d.Cog + MR - 1) / MR};
+}
+
 template <class T>
 DirectPlan direct_plan(const Conv2dShape& s, const ConvDims& d) {
-  constexpr int MR = DirectTile<T>::MR, NR = DirectTile<T>::NR;
+  constexpr int NR = DirectTile<T>::NR;
   DirectPlan p;
   p.Hp = s.H + 2 * s.pad_h;
   p.Wp = s.W + 2 * s.pad_w;
   p.plane = p.Hp * p.Wp;
-  p.Qpad = (s.OH * p.Wp + NR - 1) / NR * NR;
+  const WideSize ws = wide_size<T>(s, d);
+  p.Qpad = ws.Qpad;
   // Largest read: (C-1)*plane + (KH-1)*dh*Wp + (KW-1)*dw + Qpad-1, and OH*Wp + (KH-1)*dh*Wp
   // = plane, Qpad <= OH*Wp + NR - 1.
   p.xp_size = s.C * p.plane + (s.KW - 1) * s.dil_w + NR;
-  p.nblk = (d.Cog + MR - 1) / MR;
+  p.nblk = ws.nblk;
   p.off.reset(new int64_t[d.Kc]);
   for (int64_t c = 0; c < d.Cg; ++c)
     for (int64_t kh = 0; kh < s.KH; ++kh)
@@ -366,16 +380,16 @@ bool use_pointwise(const Conv2dShape& s, const ConvDims& d) {
 
 // Share of the lanes the wide variant spends on output: P of Qpad positions, Cog of nblk*MR rows.
 template <class T>
-double wide_lane_use(const ConvDims& d, const DirectPlan& p) {
-  return static_cast<double>(d.P) / static_cast<double>(p.Qpad) * static_cast<double>(d.Cog) /
-         static_cast<double>(p.nblk * DirectTile<T>::MR);
+double wide_lane_use(const ConvDims& d, const WideSize& ws) {
+  return static_cast<double>(d.P) / static_cast<double>(ws.Qpad) * static_cast<double>(d.Cog) /
+         static_cast<double>(ws.nblk * DirectTile<T>::MR);
 }
 
 // Inside the direct path: the channels-in-vector variant where it fits (dilation 1) and wastes
 // fewer lanes than the wide one (LeNet conv2: 1.0 vs 0.56; conv1's 6 channels: 0.375 vs 0.875).
 template <class T>
-bool use_cv(const Conv2dShape& s, const ConvDims& d, const DirectPlan& p) {
-  return cv_fits(s) && cv_lane_use<T>(s) > wide_lane_use<T>(d, p);
+bool use_cv(const Conv2dShape& s, const ConvDims& d) {
+  return cv_fits(s) && cv_lane_use<T>(s) > wide_lane_use<T>(d, wide_size<T>(s, d));
 }
 
 // backward_input's transposed problem st inside the direct path: the batch-in-vector variant
@@ -622,11 +636,11 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias,
       pointwise_forward(s, x, w, bias, y);
       return;
     }
-    const DirectPlan p = direct_plan<T>(s, d);
-    if (use_cv<T>(s, d, p)) {
+    if (use_cv<T>(s, d)) {
       cv_forward(s, x, w, bias, y);
       return;
     }
+    const DirectPlan p = direct_plan<T>(s, d);
     const auto packed = pack_weights<T>(d, p, [&](int64_t g, int64_t row, int64_t t) {
       return w[(g * d.Cog + row) * d.Kc + t];
     });
@@ -673,8 +687,7 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
   if (algo == ConvAlgo::kDirect) {
     const int64_t taps = s.KH * s.KW;
     const bool pointwise = pointwise_fits(st), bv = !pointwise && use_bv<T>(st);
-    const DirectPlan p = pointwise || bv ? DirectPlan{} : direct_plan<T>(st, dt);
-    if (pointwise || bv || use_cv<T>(st, dt, p)) {
+    if (pointwise || bv || use_cv<T>(st, dt)) {
       // wt (C, Cog, KH, KW) per group: w transposed per group and flipped in (kh, kw).
       std::unique_ptr<T[]> wt(new T[s.C * d.Cog * taps]);
       for (int64_t g = 0; g < d.G; ++g)
@@ -691,6 +704,7 @@ void conv2d_backward_input(const Conv2dShape& s, const T* w, const T* grad_y, T*
         cv_forward(st, grad_y, wt.get(), static_cast<const T*>(nullptr), grad_x);
       return;
     }
+    const DirectPlan p = direct_plan<T>(st, dt);
     const auto packed = pack_weights<T>(dt, p, [&](int64_t g, int64_t c, int64_t t) {
       const int64_t co = t / taps, k = taps - 1 - t % taps;  // k: tap (KH-1-kh, KW-1-kw)
       return w[((g * d.Cog + co) * d.Cg + c) * taps + k];
@@ -731,12 +745,11 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
   // (LeNet conv2: Qpad 160 for P 100), where channels in vector runs instead (1.03 -> 0.33
   // ms). Pointwise: x[n] read in place instead of transposed into gemm panels, conv1x1_28
   // 10.8 -> 8.6 ms (1 thread); kept to >= 16 output channels per group (a zmm of them).
-  const DirectPlan p = direct_plan<T>(s, d);
-  const bool cv = use_cv<T>(s, d, p);
+  const bool cv = use_cv<T>(s, d);
   const bool pointwise = pointwise_fits(s) && d.Cog >= 16 && over_images;
   const ConvAlgo algo = choose_algo<T>(
       s, ConvDirection::kBackwardWeight,
-      pointwise || (use_direct<T>(s, d) && (cv || 4 * p.Qpad <= 5 * d.P)));
+      pointwise || (use_direct<T>(s, d) && (cv || 4 * wide_size<T>(s, d).Qpad <= 5 * d.P)));
   if (algo == ConvAlgo::kWinograd) {
     if constexpr (std::is_same_v<T, float>) winograd_backward_weight(s, x, grad_y, grad_w);
   } else if (algo == ConvAlgo::kDirect && pointwise_fits(s)) {
@@ -744,7 +757,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* grad_y, T
   } else if (algo == ConvAlgo::kDirect && cv) {
     cv_backward_weight(s, x, grad_y, grad_w);
   } else if (algo == ConvAlgo::kDirect) {
-    backward_weight_direct(s, d, p, x, grad_y, grad_w);
+    backward_weight_direct(s, d, direct_plan<T>(s, d), x, grad_y, grad_w);
   } else if (!over_images) {
     std::unique_ptr<T[]> col(d.direct ? nullptr : new T[d.col_size]);  // (G*Kc, P)
     for (int64_t n = 0; n < s.N; ++n)
