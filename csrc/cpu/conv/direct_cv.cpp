@@ -203,8 +203,10 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
       for (int64_t kw = 0; kw < s.KW; ++kw)
         off[(c * s.KH + kh) * s.KW + kw] = c * p.plane + kh * p.Wp + kw;
   // packed (G, nblk, Kc, V): lane l of block blk is channel g*Cog + blk*V + l, zero past Cog;
-  // each block is its (m, Kc) rows of w transposed.
-  std::unique_ptr<T[]> packed(new T[p.G * p.nblk * p.Kc * V]());
+  // each block is its (m, Kc) rows of w transposed (zeroed first only when a block is partial).
+  const int64_t packed_size = p.G * p.nblk * p.Kc * V;
+  std::unique_ptr<T[]> packed(new T[packed_size]);
+  if (p.Cog % V != 0) std::fill(packed.get(), packed.get() + packed_size, T(0));
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t blk = 0; blk < p.nblk; ++blk)
       load_transposed(w + (g * p.Cog + blk * V) * p.Kc, p.Kc, std::min<int64_t>(V, p.Cog - blk * V),
