@@ -244,6 +244,17 @@ def test_model_shapes(isa, rng, dtype):
         check_gemm(rng, M, N, K, dtype, ta, tb, what=f"{isa} model")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
+    # Rows that fit one row block run as balanced tiles (20 = 5 5 5 5, 64 = 11 tiles of 5-6)
+    # over B packed several panels at a time: N spans several groups with a partial last
+    # group and panel (K = 650 as 3 depth blocks of 216-217; with alpha, beta and C).
+    for M, N, K in [(20, 2600, 650), (64, 1100, 300), (13, 777, 97)]:
+        check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=0.5, beta=1.5, with_c=True,
+                   what=f"{isa} one row block")
+
+
 # (M, N, K, trans_b) reaching each path of the driver: K == 0 (scale), small (axpy), thin N and
 # small transposed-B (dots), and the blocked micro-kernel path over several depth blocks.
 EPILOGUE_SHAPES = [(5, 7, 0, False), (3, 9, 5, False), (9, 3, 40, True), (6, 100, 33, True),

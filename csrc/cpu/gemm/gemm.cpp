@@ -24,8 +24,9 @@
 //         transpose, A transposed = one masked 6-wide copy per depth, B transposed = 8 x 8
 //         register transposes (was element by element: 64x512x2048 NT 81 -> 95 GFLOP/s,
 //         576x64x4096 TN 83 -> 96, 400x120x256 TN 90 -> 99 at 1 thread). When the rows of a
-//         thread fit one MC block, each B panel is packed right before its micro-kernel calls
-//         (read back from L1/L2, not L3): 64x4096x1024 NN 77 -> 80. When a thread's block
+//         thread fit one MC block, B is packed a few panels at a time right before their
+//         micro-kernel calls (read back from L2, not L3), and the rows run as equal tiles:
+//         64x4096x1024 NN 77 -> 80 -> 86, 20x2600x650 NN 81 -> 84. When a thread's block
 //         has at most kStridedAMaxTiles column tiles, A is not packed at all: the micro-kernel's
 //         twin reads op(A) in place (StridedA), e.g. 4096x64x576 NN 96 -> 107 GFLOP/s.
 //         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
@@ -340,20 +341,20 @@ void pack_a(const GemmArgs<T>& g, const T* A, int64_t i0, int64_t mc, int64_t p0
     const int64_t m = std::min<int64_t>(MR, mc - ir);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float> && MR == 6) {
-      if (!g.trans_a && m == MR) {
-        // 8 depths of the 6 rows at a time, transposed in registers (two dummy rows); each
-        // column of 6 is one masked store.
-        const float* __restrict a = A + (i0 + ir) * g.lda + p0;  // (MR, kc), row stride lda
+      if (!g.trans_a) {
+        // 8 depths of the 6 rows at a time, transposed in registers (two dummy rows, and the
+        // rows past m zero); each column of 6 is one masked store.
+        const float* __restrict a = A + (i0 + ir) * g.lda + p0;  // (m, kc), row stride lda
         int64_t p = 0;
         for (; p + 8 <= kc; p += 8) {
           __m256 r[8];
-          for (int i = 0; i < MR; ++i) r[i] = _mm256_loadu_ps(a + i * g.lda + p);
+          for (int i = 0; i < MR; ++i) r[i] = i < m ? _mm256_loadu_ps(a + i * g.lda + p) : _mm256_setzero_ps();
           r[6] = r[7] = r[5];
           transpose8x8(r);
           for (int q = 0; q < 8; ++q) _mm256_mask_storeu_ps(Ap + (p + q) * MR, 0x3f, r[q]);
         }
         for (; p < kc; ++p)
-          for (int i = 0; i < MR; ++i) Ap[p * MR + i] = a[i * g.lda + p];
+          for (int i = 0; i < MR; ++i) Ap[p * MR + i] = i < m ? a[i * g.lda + p] : 0.0f;
         continue;
       }
     }
@@ -446,6 +447,24 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
   }
 }
 
+// pack_b for B as is, depth-major: each depth's nc elements are read as one contiguous run and
+// dealt to the ceil(nc / NR) panels.
+template <class T>
+void pack_b_rows(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                 T* __restrict Bp) {
+  constexpr int NR = Tile<T>::NR;
+  const int64_t full = nc / NR * NR;
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* __restrict b = B + (p0 + p) * g.ldb + j0;  // (nc)
+    for (int64_t jr = 0; jr < full; jr += NR) copy_panel_row<T, NR>(b + jr, Bp + jr * kc + p * NR);
+    if (full < nc) {
+      T* __restrict dst = Bp + full * kc + p * NR;
+      for (int64_t j = full; j < nc; ++j) dst[j - full] = b[j];
+      for (int64_t j = nc - full; j < NR; ++j) dst[j] = T(0);
+    }
+  }
+}
+
 // C[m0 : m1, n0 : n1] in axpy form straight from op(A) and a B packed by gemm_pack_b: the
 // fallback of the pre-packed path when no memory is left for the A panels.
 template <class T>
@@ -464,6 +483,26 @@ void gemm_rows_packed_b(const GemmArgs<T>& g, const T* A, T* C, int64_t m0, int6
     }
     if (has_epilogue(g)) epilogue(g, 1, n1 - n0, n0, c + n0, g.ldc);
   }
+}
+
+// First row of tile t when `rows` rows run as `tiles` tiles of nearly equal height (each at
+// most MR when tiles = ceil(rows / MR)). With the grouped packing below, 1 thread, GFLOP/s,
+// median of 6 runs alternating with the build before (2026-11-27): 20x2600x650 80.6 -> 84.1,
+// 20x650x2600 NT 78.5 -> 80.1, 64x4096x1024 82.3 -> 86.3, 64x1024x4096 NT 81.4 -> 82.4;
+// 64x2048x512, 256x120x400 and 512^3 unchanged. The balanced rows alone (in-process A/B):
+// 20x2600x650 82.8 -> 84.7, 20x650x2600 NT 80.9 -> 82.4.
+inline int64_t balanced_row_start(int64_t rows, int64_t tiles, int64_t t) { return rows * t / tiles; }
+
+// B panels packed at a time by the one-row-block loop: as many as fill kPackGroupBytes (at least
+// one). With B as is, pack_b_rows then reads each depth's columns of the group as one run of
+// (group * NR) elements instead of NR-element pieces ldb apart, which the hardware prefetchers
+// follow; the group's panels (<= 384 KiB) stay in L2 for their micro-kernel calls. B transposed
+// keeps one panel at a time (its rows are contiguous in depth already).
+constexpr int64_t kPackGroupBytes = 384 * 1024;
+template <class T>
+int64_t panels_per_pack(const GemmArgs<T>& g, int64_t kc) {
+  if (g.trans_b) return 1;
+  return std::max<int64_t>(1, kPackGroupBytes / (kc * Tile<T>::NR * static_cast<int64_t>(sizeof(T))));
 }
 
 // The blocked loops over C[m0 : m1, n0 : n1] of one matrix, on the calling thread. B_packed,
@@ -517,15 +556,31 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
       if (!B_packed && m1 - m0 <= MC) {
         // One row block: each B panel is used by this block only, so it is packed right
         // before its micro-kernel calls and read back from L1/L2 instead of after a trip
-        // through L3 (the whole KC x NC block is 4 MiB).
-        if (!strided_a) pack_a(g, A, m0, m1 - m0, pc, kc, Ap);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t n = std::min<int64_t>(NR, nc - jr);
-          pack_b(g, B, pc, kc, jc + jr, n, Bp);
-          for (int64_t ir = 0; ir < m1 - m0; ir += MR) {
-            T* c = C + (m0 + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
-            const int64_t m = std::min<int64_t>(MR, m1 - m0 - ir);
-            tile(m0 + ir, pc, kc, strided_a ? nullptr : Ap + ir * kc, Bp, c, m, n, beta, last, jc + jr);
+        // through L3 (the whole KC x NC block is 4 MiB). Its rows run as equal tiles (M = 20:
+        // 5 5 5 5, not 6 6 6 2): every call streams the whole B panel from L2, and a thin
+        // last tile does so for few FMAs (see balanced_row_start).
+        const int64_t rows = m1 - m0, row_tiles = (rows + MR - 1) / MR;
+        if (!strided_a)
+          for (int64_t t = 0; t < row_tiles; ++t) {
+            const int64_t r0 = balanced_row_start(rows, row_tiles, t);
+            pack_a(g, A, m0 + r0, balanced_row_start(rows, row_tiles, t + 1) - r0, pc, kc, Ap + t * kc * MR);
+          }
+        const int64_t group = panels_per_pack(g, kc) * NR;  // columns packed at a time
+        for (int64_t jg = 0; jg < nc; jg += group) {
+          const int64_t ng = std::min<int64_t>(group, nc - jg);
+          if (g.trans_b)
+            pack_b(g, B, pc, kc, jc + jg, ng, Bp);
+          else
+            pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
+          for (int64_t jr = jg; jr < jg + ng; jr += NR) {
+            const int64_t n = std::min<int64_t>(NR, jg + ng - jr);
+            const T* bp = Bp + (jr - jg) * kc;  // (kc, NR)
+            for (int64_t t = 0; t < row_tiles; ++t) {
+              const int64_t r0 = balanced_row_start(rows, row_tiles, t);
+              const int64_t m = balanced_row_start(rows, row_tiles, t + 1) - r0;
+              T* c = C + (m0 + r0) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
+              tile(m0 + r0, pc, kc, strided_a ? nullptr : Ap + t * kc * MR, bp, c, m, n, beta, last, jc + jr);
+            }
           }
         }
         continue;
