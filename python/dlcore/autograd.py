@@ -78,7 +78,8 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
-        _check_one_device(cls, args)
+        if cuda_arrays_exist:  # else every tensor holds a NumPy array: one device
+            _check_one_device(cls, args)
         ctx = cls()
         if not _grad_enabled:
             return cls.forward(ctx, *args, **kwargs)
@@ -102,6 +103,11 @@ class Function:
             out.requires_grad = True
             out._ctx = ctx
         return out
+
+
+# Set by the first CudaArray made (dlcore.cuda.array): until then Function.apply skips the
+# one-device check, which costs ~0.35 us of every op's ~2 us in Python.
+cuda_arrays_exist = False
 
 
 def _check_one_device(cls, args):

@@ -8,7 +8,7 @@ so an array never makes a round trip through the host unless ``get()`` asks for 
 """
 import numpy as np
 
-from dlcore import _C
+from dlcore import _C, autograd
 
 # dtype -> the DType code of csrc/cuda/dtype.h
 DTYPE_CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2, np.dtype(np.bool_): 3}
@@ -43,6 +43,7 @@ class CudaArray:
     __slots__ = ("_buf", "_offset", "_shape", "strides", "dtype", "device")
 
     def __init__(self, buf, offset, shape, strides, dtype, device):
+        autograd.cuda_arrays_exist = True  # from now on Function.apply checks devices
         self._buf = buf  # _C.cuda.Buffer, or None when the array has no elements
         self._offset = offset  # bytes from the buffer's start to element [0, ..., 0]
         self._shape = tuple(shape)

@@ -22,7 +22,8 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=False):
         xa, wa = contig(x._data), contig(weight._data)
         ba = contig(bias._data) if bias is not None else None
-        y = lib(xa).conv2d_forward(xa, wa, ba, stride, padding, dilation, groups, relu=bool(relu))
+        # algo and relu positionally: a keyword argument costs pybind11 ~0.6 us per call
+        y = lib(xa).conv2d_forward(xa, wa, ba, stride, padding, dilation, groups, "auto", bool(relu))
         ctx.x, ctx.w, ctx.geometry = xa, wa, (stride, padding, dilation, groups)
         ctx.y = y if relu else None  # relu'(pre-activation) = (y > 0), NaN included
         return Tensor(y)
