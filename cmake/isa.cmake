@@ -33,6 +33,12 @@ foreach(isa generic avx2 avx512)
   list(APPEND DLCORE_ISA_LIBRARIES dlcore_cpu_${isa})
 endforeach()
 
+# The optimiser steps round every operation once (no multiply-add contracted into an FMA), as
+# NumPy and the CUDA kernels (csrc/cuda/optim.cu, __fmul_rn) do: a CPU step and a GPU step of the
+# same values give the same bits. GCC's default (-ffp-contract=fast) had moved the GPU SGD's
+# momentum buffer 2e-7 away from the CPU one (tests/cuda/test_cuda_optim.py, H100, 2026-11-27).
+set_source_files_properties(${CMAKE_SOURCE_DIR}/csrc/cpu/ref/optim.cpp PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
+
 # After linking: fail the build if a wide-ISA object exports a weak function outside its
 # namespace (see cmake/check_isa_symbols.py for why that would break the generic path).
 function(dlcore_check_isa_symbols target)

@@ -106,6 +106,69 @@ def test_adam_step(isa, rng, dtype, n, case):
             assert_close(got, want, **tol(dtype), what=f"{what} {name}")
 
 
+def sgd_per_operation(p, g, buf, lr, momentum, dampening, wd, nesterov, maximize, first):
+    """The kernel's SGD in its own dtype, one rounding per operation in its order (that of
+    csrc/cuda/optim.cu too); Python floats are rounded to the dtype first, as the kernel does."""
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if wd:
+        d = d + t(wd) * p
+    if momentum:
+        buf = d.copy() if first else t(momentum) * buf + t(1 - dampening) * d
+        d = d + t(momentum) * buf if nesterov else buf
+    return p - t(lr) * d, buf
+
+
+def adam_per_operation(p, g, m, v, vmax, lr, step_size, bc2, beta1, beta2, eps, wd, maximize, decoupled):
+    """The kernel's Adam / AdamW in its own dtype, one rounding per operation in its order."""
+    t = p.dtype.type
+    g = -g if maximize else g.copy()
+    if wd and decoupled:
+        p = p * t(1 - lr * wd)
+    elif wd:
+        g = g + t(wd) * p
+    m = m + t(1 - beta1) * (g - m)
+    v = t(beta2) * v + t(1 - beta2) * (g * g)
+    vu = v
+    if vmax is not None:
+        vmax = np.maximum(vmax, v)
+        vu = vmax
+    return p - t(step_size) * (m / (np.sqrt(vu) / t(bc2) + t(eps))), m, v, vmax
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_steps_round_each_operation_once(isa, rng, dtype):
+    # Bitwise equal to the per-operation NumPy mirror: no multiply-add contracted into an FMA
+    # (cmake/isa.cmake), which is what keeps the CPU and GPU steps on the same bits.
+    n = 40_000
+    for case in SGD_CASES:
+        p, buf = rng.standard_normal(n).astype(dtype), np.zeros(n, dtype) if case["momentum"] else None
+        ref_p, ref_buf = p.copy(), None
+        for step in range(3):
+            g = rng.standard_normal(n).astype(dtype)
+            args = (0.05, case["momentum"], case["dampening"], case["wd"], case["nesterov"], case["maximize"],
+                    step == 0)
+            _C.sgd_step(p, g, buf, *args)
+            ref_p, ref_buf = sgd_per_operation(ref_p, g, ref_buf, *args)
+        np.testing.assert_array_equal(p, ref_p, err_msg=f"sgd_step {isa} {case}")
+        if buf is not None:
+            np.testing.assert_array_equal(buf, ref_buf, err_msg=f"sgd_step {isa} {case} buffer")
+    lr, beta1, beta2, eps = 1e-2, 0.9, 0.999, 1e-8
+    for case in ADAM_CASES:
+        state = [rng.standard_normal(n).astype(dtype), np.zeros(n, dtype), np.zeros(n, dtype),
+                 np.zeros(n, dtype) if case["amsgrad"] else None]
+        ref = [a if a is None else a.copy() for a in state]
+        for t in range(1, 4):
+            g = rng.standard_normal(n).astype(dtype)
+            hyper = (lr, lr / (1 - beta1**t), math.sqrt(1 - beta2**t), beta1, beta2, eps, case["wd"],
+                     case["maximize"], case["decoupled"])
+            _C.adam_step(state[0], g, state[1], state[2], state[3], *hyper)
+            ref = adam_per_operation(ref[0], g, ref[1], ref[2], ref[3], *hyper)
+        for name, got, want in zip(("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), state, ref):
+            if got is not None:
+                np.testing.assert_array_equal(got, want, err_msg=f"adam_step {isa} {case} {name}")
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_steps_same_bits_on_any_thread_count(isa, rng, threads):
     n = 100_003  # split over the threads in uneven chunks

@@ -12,9 +12,10 @@
 //         m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
 //         amsgrad: vmax = max(vmax, v), and vmax stands for v below
 //         p = p - step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
-// GCC may contract a multiply and an add into one FMA, so results can differ from the NumPy
-// update (one rounding per operation) in the last bit; tests/test_optim.py bounds the
-// difference against torch.optim.
+// Compiled with -ffp-contract=off (cmake/isa.cmake): each operation above rounds once, in
+// the order written, exactly as csrc/cuda/optim.cu does, so CPU and GPU steps give the same
+// bits (tests/kernels/test_optim_kernels.py checks the CPU side against a float32 NumPy
+// mirror of that order; tests/test_optim.py bounds the difference against torch.optim).
 //
 // Why a kernel: the NumPy update makes ~10 passes over each parameter with a temporary per
 // operation, on one thread. The char-LSTM step's Adam over 1.22 M parameters took 3.1-3.5 ms
