@@ -175,13 +175,13 @@ def test_integer_exact(isa, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_beta_zero_overwrites_nan(isa, rng, dtype):
-    for M, N, K in [(1, 1, 1), (5, 7, 3), (67, 131, 300)]:
-        A, B = make_operands(rng, M, N, K, dtype)
+    for M, N, K, tb in [(1, 1, 1, False), (5, 7, 3, False), (67, 131, 300, False), (40, 300, 50, True)]:
+        A, B = make_operands(rng, M, N, K, dtype, False, tb)
         C = np.full((M, N), np.nan, dtype)
-        out = _C.gemm(A, B, C, alpha=1.5, beta=0.0)
+        out = _C.gemm(A, B, C, trans_b=tb, alpha=1.5, beta=0.0)
         assert out is C or np.shares_memory(out, C)
         assert not np.isnan(C).any()
-        ref, abs_ref = reference(A, B, None, False, False, 1.5, 0.0)
+        ref, abs_ref = reference(A, B, None, False, tb, 1.5, 0.0)
         assert_close_reduction(C, ref, abs_ref, K, dtype, what=f"{isa} beta=0 NaN C")
 
 
@@ -256,9 +256,10 @@ def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
 
 
 # (M, N, K, trans_b) reaching each path of the driver: K == 0 (scale), small (axpy), thin N and
-# small transposed-B (dots), and the blocked micro-kernel path over several depth blocks.
+# small transposed-B (dots), the blocked micro-kernel path over several depth blocks, and B
+# transposed with few rows of C computed as C^T (gemm_swapped).
 EPILOGUE_SHAPES = [(5, 7, 0, False), (3, 9, 5, False), (9, 3, 40, True), (6, 100, 33, True),
-                   (37, 131, 300, False), (70, 67, 600, True)]
+                   (37, 131, 300, False), (70, 67, 600, True), (64, 300, 70, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
