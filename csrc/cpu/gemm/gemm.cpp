@@ -31,6 +31,9 @@
 //         twin reads op(A) in place (StridedA), e.g. 4096x64x576 NN 96 -> 107 GFLOP/s.
 //         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
 //         transposed with M <= 8) skip packing and run as row updates (axpy) or dot products.
+//         B transposed with a few more rows (up to two column tiles, N and K large: a Linear
+//         layer's input gradient) runs as C^T = op(B)^T op(A)^T, so B is read in place instead
+//         of being transposed into panels (gemm_swapped): 64x1024x4096 NT 82 -> 98 GFLOP/s.
 // Threads: one OpenMP region splits C into a grid of nearly square blocks (one per thread,
 //         aligned to the tile), each run by its own blocked loops and pack buffers; batched GEMMs
 //         with many matrices split the batch instead. Problems under 96^3 stay single-threaded,
