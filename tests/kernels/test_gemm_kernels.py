@@ -128,8 +128,8 @@ def test_near_tile_sizes(isa, rng, dtype, trans_a, trans_b):
 @pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
 def test_leading_dims_larger(isa, rng, dtype, trans_a, trans_b):
     """Operands that are column slices of wider arrays (lda, ldb > row width), on the unpacked,
-    dot-product (few rows, B transposed) and blocked paths."""
-    for M, N, K in [(3, 5, 4), (6, 25, 784), (8, 70, 300), (45, 131, 260)]:
+    dot-product (few rows, B transposed), blocked and C^T (B transposed, 40 rows) paths."""
+    for M, N, K in [(3, 5, 4), (6, 25, 784), (8, 70, 300), (45, 131, 260), (40, 300, 520)]:
         a_shape = (K, M) if trans_a else (M, K)
         b_shape = (N, K) if trans_b else (K, N)
         A = rng.standard_normal((a_shape[0], a_shape[1] + 9)).astype(dtype)[:, 4:4 + a_shape[1]]
