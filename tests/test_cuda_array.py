@@ -154,3 +154,17 @@ def test_empty_zero_size_and_bad_index(rng):
         dev[0, 1, 2]
     with pytest.raises(TypeError, match="cannot be converted to NumPy"):
         np.asarray(dev)
+
+
+def test_mixed_devices_raise_once_a_cuda_array_exists(host_device, rng):
+    """Function.apply skips the one-device check until the first CudaArray is made
+    (autograd.cuda_arrays_exist); from then on an op on a CPU and a CUDA tensor raises, naming
+    the op and both devices, before any kernel runs."""
+    from dlcore import autograd
+    from dlcore.tensor import Tensor
+
+    _, dev = pair(rng, (3,))
+    assert autograd.cuda_arrays_exist
+    cpu = Tensor(np.ones(3, np.float32))
+    with pytest.raises(RuntimeError, match="Add: expected all tensors on one device, got cpu and cuda:0"):
+        Tensor(dev) + cpu
