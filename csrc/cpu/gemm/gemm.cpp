@@ -714,7 +714,7 @@ bool gemm_swapped(const GemmArgs<T>& g) {
   GemmArgs<T> s;
   s.M = g.N; s.N = g.M; s.K = g.K;
   s.A = g.B; s.lda = g.ldb; s.trans_a = false;     // op(B)^T: B stored (N, K), as is
-  s.B = g.A; s.ldb = g.lda; s.trans_b = !g.trans_a;  // op(A)^T: A stored (M, K), transposed
+  s.B = g.A; s.ldb = g.lda; s.trans_b = !g.trans_a;  // op(A)^T: A (M, K) read transposed, or A (K, M) as is
   s.C = ct.get(); s.ldc = g.M;
   s.alpha = g.alpha; s.beta = T(0);
   gemm_direct(s);
