@@ -316,6 +316,14 @@ inline void transpose8x8(__m256 r[8]) {
 }
 #endif
 
+// Depths ahead whose run the depth-major packs prefetch (pack_b_rows for B as is, pack_a for A
+// transposed): the runs lie ld apart, each in another page, where the hardware prefetchers
+// start late. 1 thread, GFLOP/s, in one process alternating with none (2026-11-27):
+// 64x4096x1024 89.5 -> 91.2-94.4 (2 threads 185.7 -> 192.5), 20x2600x650 87.7 -> 88.6-88.8,
+// 64x2048x512 102.8 -> 103.5 (8 depths ahead: no better than none); 2048x576x3200 TN (A from
+// memory) 103.2-106.0 -> 106.5-106.9, 2 threads 205.0 -> 210.3.
+constexpr int64_t kPackPrefetchDepths = 2;
+
 // Packs op(A)[i0 : i0+mc, p0 : p0+kc] into MR-row panels: Ap (ceil(mc/MR), kc, MR), rows past
 // mc zero-filled, so the micro-kernel always runs a full tile and never reads past A.
 template <class T>
@@ -332,11 +340,14 @@ void pack_a(const GemmArgs<T>& g, const T* A, int64_t i0, int64_t mc, int64_t p0
       // an LSTM weight gradient) those lines shared one L1 set: 1 thread, 84.9-86.0 -> 95-103
       // GFLOP/s; 1024x256x1600 TN 96 -> 103-105.
       const float* __restrict a = A + p0 * g.lda + i0;  // (kc, mc), row stride lda
-      for (int64_t p = 0; p < kc; ++p, a += g.lda)
+      for (int64_t p = 0; p < kc; ++p, a += g.lda) {
+        if (p + kPackPrefetchDepths < kc)
+          for (int64_t l = 0; l < mc; l += 16) __builtin_prefetch(a + kPackPrefetchDepths * g.lda + l, 0, 3);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const __mmask8 rows = static_cast<__mmask8>((1u << std::min<int64_t>(MR, mc - ir)) - 1);
           _mm256_mask_storeu_ps(Ap + ir * kc + p * MR, 0x3f, _mm256_maskz_loadu_ps(rows, a + ir));
         }
+      }
       return;
     }
   }
@@ -450,13 +461,6 @@ void pack_b(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64_t j0
     }
   }
 }
-
-// Depths ahead whose run pack_b_rows prefetches: the runs lie ldb apart, each in another page,
-// where the hardware prefetchers start late. 1 thread, GFLOP/s, in one process alternating
-// with none (2026-11-27): 64x4096x1024 89.5 -> 91.2-94.4 (2 threads 185.7 -> 192.5),
-// 20x2600x650 87.7 -> 88.6-88.8, 64x2048x512 102.8 -> 103.5; 8 depths ahead was no better
-// than none.
-constexpr int64_t kPackPrefetchDepths = 2;
 
 // pack_b for B as is, depth-major: each depth's nc elements are read as one contiguous run and
 // dealt to the ceil(nc / NR) panels.
