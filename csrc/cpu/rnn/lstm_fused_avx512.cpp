@@ -43,7 +43,11 @@ namespace {
 constexpr int kUnits = 16;   // units per block: one zmm per gate
 constexpr int kWidth = 64;   // floats per packed panel row: 4 gates x 16 units
 constexpr int kMaxRows = 6;  // rows per register tile
-constexpr int64_t kPrefetchDepths = 64;  // ~1500 cycles of FMAs: covers a miss to memory
+// ~3000 cycles of FMAs at 6 rows. 64 had left the epilogue's adds of the input projection
+// waiting on its loads (6 % of the tile's samples at 50x32x128x256); 96-160 measured alike, 1
+// thread, alternating builds: 50x32x128x256 forward 12.89 -> 12.64 ms, 35x20x650x650, 100x64x
+// 512x512 and 100x1x128x256 unchanged within noise.
+constexpr int64_t kPrefetchDepths = 128;
 
 // The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
 // pack whole ones.
