@@ -30,6 +30,12 @@ def _host_int64(t):
     return (a if type(a) is np.ndarray else a.get()).astype(np.int64)
 
 
+def _stack_states(states):
+    """(L * D, B, H) from the layer-directions' final states, each a fresh kernel output: one
+    of them is only viewed as (1, B, H) (stack would copy it)."""
+    return ops.unsqueeze(states[0], 0) if len(states) == 1 else ops.stack(states)
+
+
 class RNNBase(Module):
     """The shared machinery of LSTM, GRU and RNN; ``mode`` is 'LSTM', 'GRU', 'RNN_TANH' or
     'RNN_RELU'. Parameters per layer k and direction (suffix '' or '_reverse'):
@@ -171,8 +177,8 @@ class RNNBase(Module):
             layer_input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, dim=1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = ops.dropout(layer_input, self.dropout, True)
-        h_n = ops.stack(h_n)
-        c_n = ops.stack(c_n) if self.mode == "LSTM" else None
+        h_n = _stack_states(h_n)
+        c_n = _stack_states(c_n) if self.mode == "LSTM" else None
         if unsorted_indices is not None:
             h_n = ops.getitem(h_n, (slice(None), unsorted_indices._data))
             c_n = None if c_n is None else ops.getitem(c_n, (slice(None), unsorted_indices._data))
