@@ -40,6 +40,9 @@ CASES = {
     "cv_groups_pad": (3, 4, 9, 11, 32, (3, 3), (1, 1), (1, 1), (1, 1), 2),
     # 20 channels: a partial channel block (20 of 32 lanes, 12 zero); 'auto' takes it too.
     "cv_partial_block": (2, 3, 7, 7, 20, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+    # 23 channels (16 + 7) over P = 36 = 32 + 4 positions: the transposes' 4-position tail
+    # (AVX-512 float) for a full and a partial channel block.
+    "cv_partial_tail": (2, 3, 8, 8, 23, (3, 3), (1, 1), (0, 0), (1, 1), 1),
     # OW = 30: three column chunks of 10 per output row.
     "cv_wide_rows": (2, 3, 6, 30, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1),
     # 7x9 kernel: backward_weight tap tiles of 5 + 2 rows x 5 + 4 columns.
@@ -217,7 +220,7 @@ def test_conv2d_direct_variants(isa, rng, name, dtype):
         check_directions(x, w, b, gy, case, dtype, f"{name} {isa} {np.dtype(dtype).name} algo={algo}", algo)
 
 
-@pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block",
+@pytest.mark.parametrize("name", ["lenet_conv2", "direct_backward_input", "cv_groups_pad", "cv_partial_block", "cv_partial_tail",
                                   "cv_wide_rows", "cv_big_kernel", "bv_lenet_like", "bv_pad_rect", "bv_wide",
                                   "pointwise_tail", "pointwise_no_tail",
                                   "pointwise_many_out", "pointwise_deep", "pointwise_groups",
@@ -242,7 +245,8 @@ def test_conv2d_direct_integer_exact(isa, rng, threads, name):
 
 
 @pytest.mark.parametrize("algo", ["direct", "gemm"])
-@pytest.mark.parametrize("name", ["lenet_conv1", "lenet_conv2", "cv_partial_block", "pointwise_tail", "pointwise_deep",
+@pytest.mark.parametrize("name", ["lenet_conv1", "lenet_conv2", "cv_partial_block", "cv_partial_tail", "pointwise_tail",
+                                  "pointwise_deep",
                                   "direct_groups_dilation"])
 def test_conv2d_relu_epilogue(isa, rng, name, algo):
     """relu=True is exactly relu of the plain forward on each path (NaN kept, no -0), float32."""
