@@ -26,7 +26,9 @@
 //         576x64x4096 TN 83 -> 96, 400x120x256 TN 90 -> 99 at 1 thread). When the rows of a
 //         thread fit one MC block, B is packed a few panels at a time right before their
 //         micro-kernel calls (read back from L2, not L3), and the rows run as equal tiles:
-//         64x4096x1024 NN 77 -> 80 -> 86, 20x2600x650 NN 81 -> 84. When a thread's block
+//         64x4096x1024 NN 77 -> 80 -> 86, 20x2600x650 NN 81 -> 84; with B pre-packed, the
+//         same equal tiles (an LSTM's backward through time, 32 rows x W_hh per step: 1 thread,
+//         100x32x512 65.2 -> 64.1 ms, 50x32x256 8.6-8.9 -> 8.3-8.5). When a thread's block
 //         has at most kStridedAMaxTiles column tiles, A is not packed at all: the micro-kernel's
 //         twin reads op(A) in place (StridedA), e.g. 4096x64x576 NN 96 -> 107 GFLOP/s.
 //         Small or thin problems (under 16^3 multiply-adds, M == 1, N < min(NR / 4, 8), or B
@@ -571,28 +573,28 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
       const bool last = pc + kc >= g.K;        // the epilogue runs on the final C only
       // The panels of op(B)[pc : pc+kc, jc : jc+nc]: packed earlier, or packed now.
       const T* Bb = B_packed ? B_packed + pc * n_pad + jc * kc : Bp;  // (nc / NR, kc, NR)
-      if (!B_packed && m1 - m0 <= MC) {
+      if (m1 - m0 <= MC) {
         // One row block: each B panel is used by this block only, so it is packed right
         // before its micro-kernel calls and read back from L1/L2 instead of after a trip
         // through L3 (the whole KC x NC block is 4 MiB). Its rows run as equal tiles (M = 20:
         // 5 5 5 5, not 6 6 6 2): every call streams the whole B panel from L2, and a thin
-        // last tile does so for few FMAs (see balanced_row_start).
+        // last tile does so for few FMAs (see balanced_row_start). Pre-packed B panels are
+        // read in place, with the same equal tiles (an LSTM's backward carry, 32 rows x W_hh
+        // per step: 6 6 5 5 5 5, not 6 6 6 6 6 2).
         const int64_t rows = m1 - m0, row_tiles = (rows + MR - 1) / MR;
         if (!strided_a)
           for (int64_t t = 0; t < row_tiles; ++t) {
             const int64_t r0 = balanced_row_start(rows, row_tiles, t);
             pack_a(g, A, m0 + r0, balanced_row_start(rows, row_tiles, t + 1) - r0, pc, kc, Ap + t * kc * MR);
           }
-        const int64_t group = panels_per_pack(g, kc) * NR;  // columns packed at a time
+        const int64_t group = B_packed ? nc : panels_per_pack(g, kc) * NR;  // columns packed at a time
         for (int64_t jg = 0; jg < nc; jg += group) {
           const int64_t ng = std::min<int64_t>(group, nc - jg);
-          if (g.trans_b)
-            pack_b(g, B, pc, kc, jc + jg, ng, Bp);
-          else
-            pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
+          if (!B_packed && g.trans_b) pack_b(g, B, pc, kc, jc + jg, ng, Bp);
+          if (!B_packed && !g.trans_b) pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
           for (int64_t jr = jg; jr < jg + ng; jr += NR) {
             const int64_t n = std::min<int64_t>(NR, jg + ng - jr);
-            const T* bp = Bp + (jr - jg) * kc;  // (kc, NR)
+            const T* bp = B_packed ? Bb + jr * kc : Bp + (jr - jg) * kc;  // (kc, NR)
             for (int64_t t = 0; t < row_tiles; ++t) {
               const int64_t r0 = balanced_row_start(rows, row_tiles, t);
               const int64_t m = balanced_row_start(rows, row_tiles, t + 1) - r0;
