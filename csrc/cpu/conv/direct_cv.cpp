@@ -223,7 +223,7 @@ void cv_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* 
     T* xp = scratch.get() + omp_get_thread_num() * per_thread;  // (C, Hp, Wp)
     T* yb = xp + xp_size;                                       // (P, V)
     std::fill(xp, xp + xp_size, T(0));
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait  // the end of the region is the barrier
     for (int64_t n = 0; n < s.N; ++n) {
       const T* xi = image_frame(s, p, x, n, xp);  // (C, Hp, Wp)
       T* y_n = y + n * s.C_out * p.P;                // (C_out, OH, OW)
