@@ -3,7 +3,7 @@
 //
 //   lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False) -> (y, c_all, h_n, c_n)
 //   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n)
-//       -> (grad_gates, grad_h0, grad_c0)
+//       -> (grad_gates, grad_h0, grad_c0, grad_bias)
 //   gru_sequence_forward(gates, w_hh, b_hh, h0, batch_sizes, reverse=False) -> (hidden, y, h_n)
 //   gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n)
 //       -> (grad_gates_x, grad_gates_h, grad_h0)
@@ -180,12 +180,14 @@ py::tuple lstm_sequence_backward(const py::array& w_hh, const py::array& gates, 
     const T* gcn = optional_rows<T>(op, "grad_c_n", grad_c_n, w_hh, B, H);
     const PackedWeight w(w_hh, false, tag);
     py::array grad_gates = empty<T>({geo.total, 4 * H}), grad_h0 = empty<T>({B, H}), grad_c0 = empty<T>({B, H});
+    py::array grad_bias = empty<T>({4 * H});
     {
       py::gil_scoped_release release;
       slot::lstm_sequence_backward<T>()(geo.shape, w.get<T>(), cdata<T>(gates), cdata<T>(c_all), cdata<T>(c0), gy,
-                                        ghn, gcn, mdata<T>(grad_gates), mdata<T>(grad_h0), mdata<T>(grad_c0));
+                                        ghn, gcn, mdata<T>(grad_gates), mdata<T>(grad_h0), mdata<T>(grad_c0),
+                                        mdata<T>(grad_bias));
     }
-    return py::make_tuple(grad_gates, grad_h0, grad_c0);
+    return py::make_tuple(grad_gates, grad_h0, grad_c0, grad_bias);
   });
 }
 
@@ -301,7 +303,8 @@ void bind_rnn(py::module_& m) {
         "overwritten with the activated gates. Returns (y, c_all, h_n, c_n).");
   m.def("lstm_sequence_backward", &lstm_sequence_backward, arg("w_hh"), arg("gates"), arg("c_all"), arg("c0"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
-        arg("grad_c_n").none(true), "LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0).");
+        arg("grad_c_n").none(true), "LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias (4H) = "
+        "grad_gates summed over its rows.");
   m.def("gru_sequence_forward", &gru_sequence_forward, arg("gates"), arg("w_hh"), arg("b_hh").none(true), arg("h0"),
         arg("batch_sizes"), arg("reverse") = false,
         "GRU layer over a packed sequence, one direction; gates (total, 3H) = x W_ih^T + b_ih is overwritten "

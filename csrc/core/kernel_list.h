@@ -144,12 +144,13 @@ template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s
                                                         T* c_all, T* h_n, T* c_n);
 // LSTM backward through time.
 // From the forward's gates, c_all and c0 and the incoming gradients (each may be null = zero):
-// grad_gates (total, 4H) (w.r.t. the gates before activation), grad_h0, grad_c0.
+// grad_gates (total, 4H) (w.r.t. the gates before activation), grad_h0, grad_c0, and grad_bias
+// (4H): grad_gates summed over its rows (the gradient of b_ih and of b_hh alike).
 template <class T> using LstmSequenceBackwardSig = void(const RnnSequenceShape& s, const T* w_hh,
                                                          const T* gates, const T* c_all, const T* c0,
                                                          const T* grad_y, const T* grad_h_n,
                                                          const T* grad_c_n, T* grad_gates,
-                                                         T* grad_h0, T* grad_c0);
+                                                         T* grad_h0, T* grad_c0, T* grad_bias);
 // GRU forward, gates (r, z, n). b_hh (3H) | null.
 // gates (total, 3H): in x W_ih^T + b_ih; out the activated r, z, n. hidden (total, 3H) :=
 // h_prev W_hh^T + b_hh of every step (its n third is needed by backward). y (total, H), h_n.

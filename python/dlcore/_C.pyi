@@ -289,8 +289,9 @@ def lstm_sequence_backward(
     grad_y: np.ndarray | None,
     grad_h_n: np.ndarray | None,
     grad_c_n: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias
+    (4H) = grad_gates summed over its rows."""
 
 def max_pool2d_backward(
     index: np.ndarray,

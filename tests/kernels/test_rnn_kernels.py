@@ -116,6 +116,7 @@ def oracle(kind, lengths, reverse, pre_x, h0, c0, w_hh, b_hh, gy, ghn, gcn):
         if hid is not None:
             out["hid"][order] = hid
         out["h_n"][b], out["c_n"][b], out["dh0"][b], out["dc0"][b] = hn, cn, dh0, dc0
+    out["db"] = out["dx"].sum(0)  # the LSTM's bias gradient: its gate gradients summed over rows
     return out
 
 
@@ -127,8 +128,8 @@ def run_kernels(kind, lengths, reverse, dtype, pre_x, h0, c0, w_hh, b_hh, gy, gh
     if kind == "lstm":
         gates = pre_x.copy()
         y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs, reverse)
-        dx, dh0, dc0 = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn)
-        return {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx, "dh0": dh0, "dc0": dc0}
+        dx, dh0, dc0, db = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn)
+        return {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx, "dh0": dh0, "dc0": dc0, "db": db}
     if kind == "gru":
         gates = pre_x.copy()
         hidden, y, h_n = _C.gru_sequence_forward(gates, w_hh, b_hh, h0, bs, reverse)
@@ -223,8 +224,8 @@ def test_isas_and_thread_counts_agree(rng):
     def run():
         gates = pre_x.copy()
         y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs)
-        dx, dh0, dc0 = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, False, gy, ghn, gcn)
-        return y, h_n, c_n, dx, dh0, dc0
+        dx, dh0, dc0, db = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, False, gy, ghn, gcn)
+        return y, h_n, c_n, dx, dh0, dc0, db
 
     previous_isa, previous_threads = _C.cpu_isa(), _C.get_num_threads()
     results = []

@@ -89,9 +89,11 @@ def _data(t):
     return None if t is None else contig(t._data)
 
 
-def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
+def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias=None):
     """(dx, dh0[, dc0], dw_ih, dw_hh, db_ih, db_hh), each only where needed. grad_x_side /
-    grad_h_side: gradients w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, G*H)."""
+    grad_h_side: gradients w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, G*H).
+    grad_bias: their column sums (G*H) where the two sides are one array and the kernel summed
+    it already, else None."""
     need = dict(zip(ctx.names, ctx.needs_input_grad))
     out = {"x": None, "h0": None, "c0": None, "w_ih": None, "w_hh": None, "b_ih": None, "b_hh": None}
     k = lib(grad_x_side)
@@ -113,10 +115,14 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None):
         if need.get("w_hh"):
             out["w_hh"] = Tensor(_recurrent_weight_grad(k, grad_h_side, ctx))
     if need.get("b_ih"):
-        out["b_ih"] = Tensor(sum_dims(grad_x_side, (0,)))
+        out["b_ih"] = Tensor(grad_bias if grad_bias is not None else sum_dims(grad_x_side, (0,)))
     if need.get("b_hh"):
-        same = grad_h_side is grad_x_side and out["b_ih"] is not None
-        out["b_hh"] = Tensor(out["b_ih"]._data.copy()) if same else Tensor(sum_dims(grad_h_side, (0,)))
+        if grad_bias is not None:
+            out["b_hh"] = Tensor(grad_bias.copy() if out["b_ih"] is not None else grad_bias)
+        elif grad_h_side is grad_x_side and out["b_ih"] is not None:
+            out["b_hh"] = Tensor(out["b_ih"]._data.copy())
+        else:
+            out["b_hh"] = Tensor(sum_dims(grad_h_side, (0,)))
     if need.get("h0"):
         out["h0"] = Tensor(grad_h0)
     if need.get("c0") and grad_c0 is not None:
@@ -158,10 +164,10 @@ class LstmLayer(Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_h_n, grad_c_n):
-        grad_gates, grad_h0, grad_c0 = lib(ctx.w_hh).lstm_sequence_backward(
+        grad_gates, grad_h0, grad_c0, grad_bias = lib(ctx.w_hh).lstm_sequence_backward(
             ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
             _data(grad_y), _data(grad_h_n), _data(grad_c_n))
-        return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0)
+        return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0, grad_bias)
 
 
 class GruLayer(Function):

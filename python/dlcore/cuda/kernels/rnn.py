@@ -23,6 +23,7 @@ import numpy as np
 from dlcore import _C
 from dlcore.cuda.array import DTYPE_CODE, CudaArray, contiguous, empty, zeros
 from dlcore.cuda.kernels.gemm import gemm
+from dlcore.cuda.kernels.reduce import reduce_forward
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -180,7 +181,8 @@ def lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False):
 
 
 def lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n):
-    """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0); grads may be None."""
+    """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias
+    (4H) = grad_gates summed over its rows; grads may be None."""
     op = "lstm_sequence_backward"
     B, H, total = _geometry(op, 4, w_hh, c0, batch_sizes)
     w_hh, c0 = contiguous(w_hh), contiguous(c0)
@@ -197,7 +199,8 @@ def lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y,
                                    _row_ptr(c_all, s.off), _prev_ptr(c_all, s), c0.ptr, _row_ptr(gy, s.off),
                                    grad_h0.ptr, grad_c0.ptr, dg.ptr)
         gemm(dg, w_hh, grad_h0[:s.rows], False, False, 1.0, 0.0)  # dL/dh_prev = d_gates W_hh
-    return grad_gates, grad_h0, grad_c0
+    grad_bias, _ = reduce_forward(_C.ReduceOp.sum, grad_gates, 0, 1)  # (4H)
+    return grad_gates, grad_h0, grad_c0, grad_bias
 
 
 # ---- GRU -------------------------------------------------------------------------------------
