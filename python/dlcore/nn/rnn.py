@@ -112,12 +112,13 @@ class RNNBase(Module):
         return ops.reshape(ops.contiguous(x), (T * B, features)), np.full(T, B, np.int64), None, None, unbatched
 
     def _initial_state(self, hx, batch, data, unbatched, sorted_indices, what="hx"):
-        """(L * D, B, H) initial state in the packed (sorted) batch order on the device of the
-        packed input `data`, zeros when None."""
+        """A list of L * D initial states (B, H), one per layer-direction, in the packed (sorted)
+        batch order on the device of the packed input `data`; zeros when None (each its own
+        array: no (L * D, B, H) tensor to index, two Function calls fewer per forward)."""
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         dtype = data._data.dtype
         if hx is None:
-            return Tensor(_util.zeros(shape, dtype, data._data))
+            return [Tensor(_util.zeros(shape[1:], dtype, data._data)) for _ in range(shape[0])]
         if not isinstance(hx, Tensor):
             raise TypeError(f"{self._name()}: {what} must be a Tensor, got {type(hx).__name__}")
         if hx.device != data.device:
@@ -131,7 +132,9 @@ class RNNBase(Module):
             raise ValueError(f"{self._name()}: expected {what} of shape {shape}, got {hx.shape}")
         if hx._data.dtype != dtype:
             raise TypeError(f"{self._name()}: {what} has dtype {hx._data.dtype} but the input has {dtype}")
-        return hx if sorted_indices is None else ops.getitem(hx, (slice(None), sorted_indices._data))
+        if sorted_indices is not None:
+            hx = ops.getitem(hx, (slice(None), sorted_indices._data))
+        return [hx[k] for k in range(shape[0])]
 
     def _layer(self, x, h0, c0, weights, batch_sizes, reverse):
         """Runs one layer-direction Function: (y (total, H), h_n, c_n or None)."""
