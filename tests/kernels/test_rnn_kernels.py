@@ -21,6 +21,9 @@ CASES = [
     ([9, 7, 2, 2, 1], 17),
     ([35] * 4, 65),
     ([4] * 9 + [2] * 4, 33),  # 13 rows: two full 6-row tiles and an edge row; 16-unit blocks + 1
+    ([6], 37),  # batch 1, few steps (W_hh read in place by the AVX-512 LSTM): unit blocks 16 + 16 + 5
+    ([3], 150),  # batch 1, few steps: a 128-depth chunk of h in registers, then 22 more depths
+    ([12], 40),  # batch 1, more steps: packed W_hh, walked backwards on odd steps
 ]
 
 
@@ -171,8 +174,8 @@ def test_sequence_matches_per_row_oracle(isa, rng, kind, lengths, H, reverse, dt
 
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("kind", list(GATES))
-@pytest.mark.parametrize("lengths,H", [([7, 5, 5, 2, 1], 520), ([6] * 3 + [4] * 6 + [3, 2, 1, 1], 300)],
-                         ids=["units-split", "rows-split"])
+@pytest.mark.parametrize("lengths,H", [([7, 5, 5, 2, 1], 520), ([6] * 3 + [4] * 6 + [3, 2, 1, 1], 300), ([5], 300)],
+                         ids=["units-split", "rows-split", "batch-1"])
 def test_two_threads_match_oracle(isa, rng, kind, lengths, H, reverse):
     """Big enough for a team of two: a small batch splits the hidden units (H not a multiple of
     the tile width), a larger one the batch rows; ragged lengths in both."""

@@ -10,6 +10,7 @@
 // i, f, g, o of the same 16 units for 6 rows, and its epilogue finishes those cells while the
 // pre-activations are still in registers: add the input projection, activate, c and h, store.
 // h_prev is read in place (broadcasts from up to 6 rows), so nothing is packed per step.
+// A batch of one over a few steps skips the pack and reads W_hh as is (in_place_tile below).
 //
 // Packed W_hh (lstm_fused_pack): ceil(H / 16) panels (H, 64), panel b row k =
 //   [W_i^T[k, u..u+16), W_f^T[k, u..u+16), W_g^T[k, u..u+16), W_o^T[k, u..u+16)], u = 16 b,
@@ -48,6 +49,13 @@ constexpr int kMaxRows = 6;  // rows per register tile
 // thread, alternating builds: 50x32x128x256 forward 12.89 -> 12.64 ms, 35x20x650x650, 100x64x
 // 512x512 and 100x1x128x256 unchanged within noise.
 constexpr int64_t kPrefetchDepths = 128;
+// Steps up to which a batch of one reads W_hh in place (in_place_tile) instead of packing it:
+// the in-place stream runs a step slower (H = 512, W_hh in L3: 54 vs 45 us at 1 thread; H = 256
+// on 2 threads: ~6.4 vs ~5.5 us), so the pack it skips (26 us at H = 256, 100 us at 512, 1
+// thread) pays back over a handful of steps only. Forward, 1 thread, packed -> in place, us:
+// H = 256: 1 step 39.8 -> 13.9, 8 steps 115.7 -> 85.2; H = 512: 1 step 161 -> 61, 8 steps 473
+// -> 460, 16 steps 831 -> 897 (2 threads, 8 steps: 244-259 -> 234-236).
+constexpr int64_t kInPlaceMaxSteps = 8;
 
 // The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
 // pack whole ones.
@@ -74,6 +82,40 @@ struct TileRows {
   float* c[kMaxRows];             // (H)
   float* h[kMaxRows];             // (H)
 };
+
+// The cells of ROWS rows x the 16 units [u, u + 16) (the first `valid` of them) from their
+// four gates' h_prev W_hh^T sums acc[i][q], in registers: add the input projection (in
+// rows.gates), activate, c and h, store.
+template <int ROWS>
+[[gnu::always_inline]] inline void cells_epilogue(__m512 (&acc)[ROWS][4], int64_t H, int64_t u, __mmask16 valid,
+                                                  const TileRows& rows) {
+  // Epilogue in two passes, each made of independent chains (rows x gates, then rows), so the
+  // core overlaps their exp / divide latencies; done row after row (gates, c, tanh(c), h) the
+  // chains ran back to back. tanh(x) = 2 sigmoid(2x) - 1 gives one formula for all four gates
+  // (absolute error ~1e-7 near 0, which the cell update cannot tell from exact). The values
+  // stay in the accumulators: a round trip through a stack buffer stalled on store forwarding.
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      float* g = rows.gates[i] + q * H + u;      // gate q of units u.. of row i
+      const float scale = q == 2 ? 2.0f : 1.0f;  // g is a tanh, the others sigmoids
+      const __m512 x = _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g));
+      const __m512 s = zmm::sigmoid(_mm512_mul_ps(_mm512_set1_ps(scale), x));
+      acc[i][q] = _mm512_fmadd_ps(_mm512_set1_ps(scale), s, _mm512_set1_ps(1.0f - scale));
+      _mm512_mask_storeu_ps(g, valid, acc[i][q]);
+    }
+  }
+  const __m512 two = _mm512_set1_ps(2.0f), one = _mm512_set1_ps(1.0f);
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+    const __m512 c_prev = _mm512_maskz_loadu_ps(valid, rows.c_prev[i] + u);
+    const __m512 c = _mm512_fmadd_ps(acc[i][1], c_prev, _mm512_mul_ps(acc[i][0], acc[i][2]));
+    const __m512 tc = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_mul_ps(two, c)), one);
+    _mm512_mask_storeu_ps(rows.c[i] + u, valid, c);
+    _mm512_mask_storeu_ps(rows.h[i] + u, valid, _mm512_mul_ps(acc[i][3], tc));
+  }
+}
 
 // One tile: ROWS rows x the 16 units [u, u + 16) of the panel (the first `units` of them
 // valid), K = H deep, then the cells of those units.
@@ -115,32 +157,83 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
     _mm_prefetch(reinterpret_cast<const char*>(rows.h[i] + u), _MM_HINT_T0);
   }
   depths(k_fetch, H);
-  // Epilogue in two passes, each made of independent chains (rows x gates, then rows), so the
-  // core overlaps their exp / divide latencies; done row after row (gates, c, tanh(c), h) the
-  // chains ran back to back. tanh(x) = 2 sigmoid(2x) - 1 gives one formula for all four gates
-  // (absolute error ~1e-7 near 0, which the cell update cannot tell from exact). The values
-  // stay in the accumulators: a round trip through a stack buffer stalled on store forwarding.
+  cells_epilogue<ROWS>(acc, H, u, valid, rows);
+}
+
+// ---- one row per step: W_hh read in place -------------------------------------------------
+// A batch of one makes each step a matrix-vector product, bound by streaming W_hh; the packed
+// panels save nothing on the arithmetic there (each weight feeds one FMA either way) and cost
+// a pack per call, 16 x 16 transposes of all of W_hh: most of a one-step call, as when a
+// language model samples one character at a time. For short sequences of one row (see
+// kInPlaceMaxSteps), each gate row of W_hh (contiguous in depth) is instead a dot product with
+// h_prev, 16 rows (one gate of a 16-unit block) at a time, and no pack is made.
+
+// Lane r := the sum of a[r]'s lanes, for r < 16: a transpose-add tree (30 shuffles, 15 adds).
+inline __m512 lane_sums16(__m512 (&a)[16]) {
+  __m512 b[8], c[4];
 #pragma GCC unroll 8
-  for (int i = 0; i < ROWS; ++i) {
+  for (int k = 0; k < 8; ++k)  // per 128-bit lane: rows 2k, 2k+1, two partial sums each
+    b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      float* g = rows.gates[i] + q * H + u;      // gate q of units u.. of row i
-      const float scale = q == 2 ? 2.0f : 1.0f;  // g is a tanh, the others sigmoids
-      const __m512 x = _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g));
-      const __m512 s = zmm::sigmoid(_mm512_mul_ps(_mm512_set1_ps(scale), x));
-      acc[i][q] = _mm512_fmadd_ps(_mm512_set1_ps(scale), s, _mm512_set1_ps(1.0f - scale));
-      _mm512_mask_storeu_ps(g, valid, acc[i][q]);
-    }
-  }
-  const __m512 two = _mm512_set1_ps(2.0f), one = _mm512_set1_ps(1.0f);
+  for (int k = 0; k < 4; ++k)  // per 128-bit lane: rows 4k .. 4k+3, one partial sum each
+    c[k] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0x44), _mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0xEE));
+  // 128-bit lanes (L0 + L2, L1 + L3) of c[0], then of c[1]; the same for c[2], c[3]; then lane
+  // group k of the result := c[k]'s four lanes summed.
+  const __m512 e01 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
+  const __m512 e23 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44), _mm512_shuffle_f32x4(c[2], c[3], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(e01, e23, 0x88), _mm512_shuffle_f32x4(e01, e23, 0xDD));
+}
+
+// Lane j := sum_k w[j rows down][k] h[k], k < H, for j < units (lanes past units: 0): 16 rows
+// of W_hh (row stride H) against h, 8 vectors of h (128 depths) held in registers while the rows
+// stream past. Row 4a + b is read at rows4[a] + b H: four base pointers and the strides as index
+// registers (a pointer per row spilled them to the stack: a 100-step forward at H = 256, 1.26
+// vs 1.15 ms).
+inline __m512 rows_dot(const float* __restrict w, int64_t units, int64_t H, const float* __restrict h) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+  const int64_t full = units == 16 ? H / 128 * 128 : 0;  // depths done 128 at a time
+  const float* rows4[4] = {w, w + 4 * H, w + 8 * H, w + 12 * H};
+  for (int64_t k0 = 0; k0 < full; k0 += 128) {
+    __m512 hv[8];
 #pragma GCC unroll 8
-  for (int i = 0; i < ROWS; ++i) {
-    const __m512 c_prev = _mm512_maskz_loadu_ps(valid, rows.c_prev[i] + u);
-    const __m512 c = _mm512_fmadd_ps(acc[i][1], c_prev, _mm512_mul_ps(acc[i][0], acc[i][2]));
-    const __m512 tc = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_mul_ps(two, c)), one);
-    _mm512_mask_storeu_ps(rows.c[i] + u, valid, c);
-    _mm512_mask_storeu_ps(rows.h[i] + u, valid, _mm512_mul_ps(acc[i][3], tc));
+    for (int v = 0; v < 8; ++v) hv[v] = _mm512_loadu_ps(h + k0 + 16 * v);
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v)
+#pragma GCC unroll 4
+      for (int a = 0; a < 4; ++a)
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b)
+          acc[4 * a + b] = _mm512_fmadd_ps(_mm512_loadu_ps(rows4[a] + b * H + k0 + 16 * v), hv[v], acc[4 * a + b]);
   }
+  // The rest: 16 depths at a time, masked past H; rows past `units` (a last, partial block) skipped.
+  for (int64_t k0 = full; k0 < H; k0 += 16) {
+    const __mmask16 m = static_cast<__mmask16>(H - k0 >= 16 ? 0xFFFF : (1u << (H - k0)) - 1);
+    const __m512 hv = _mm512_maskz_loadu_ps(m, h + k0);
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r)
+      if (r < units) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * H + k0), hv, acc[r]);
+  }
+  return lane_sums16(acc);
+}
+
+// The cells of one row's units [u, u + units): W_hh (4H, H) read in place, then the epilogue.
+void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t units, __mmask16 valid,
+                   const TileRows& rows) {
+  __m512 acc[1][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    if (q == 3) {  // the epilogue's operands, a gate's rows (16 H floats) before they are needed
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) _mm_prefetch(reinterpret_cast<const char*>(rows.gates[0] + g * H + u), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows.c_prev[0] + u), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows.c[0] + u), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows.h[0] + u), _MM_HINT_T0);
+    }
+    acc[0][q] = rows_dot(w_hh + (q * H + u) * H, units, H, rows.h_prev[0]);
+  }
+  cells_epilogue<1>(acc, H, u, valid, rows);
 }
 
 using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&);
@@ -152,8 +245,9 @@ constexpr TileFn* kTiles[kMaxRows + 1] = {nullptr,          &fused_tile<1>, &fus
 void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* h0, const float* c0,
                                  float* gates, float* y, float* c_all, float* h_n, float* c_n) {
   const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
-  const auto packed = aligned_buffer<float>(blocks * H * kWidth);
-  lstm_fused_pack(H, w_hh, packed.get());
+  const bool in_place = s.B == 1 && s.T <= kInPlaceMaxSteps;  // W_hh read as is (in_place_tile)
+  const auto packed = aligned_buffer<float>(in_place ? 0 : blocks * H * kWidth);
+  if (!in_place) lstm_fused_pack(H, w_hh, packed.get());
   const float* wp = packed.get();
   auto step = [&](const Step& st, const Part& part) {
     const int64_t r_lo = part.row_lo(st), r_hi = part.row_hi(st);
@@ -169,6 +263,18 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
       const int64_t b = backwards ? b_hi - 1 - (n_b - b_lo) : n_b;
       const int64_t u = b * kUnits, units = std::min<int64_t>(kUnits, H - u);
       const __mmask16 valid = static_cast<__mmask16>((1u << units) - 1);
+      if (in_place) {  // rows [r_lo, r_hi) are [0, 1) or none
+        if (r_lo >= r_hi) continue;
+        const bool carried = st.carried > 0;
+        TileRows rows;
+        rows.h_prev[0] = carried ? y + st.prev_off * H : h0;
+        rows.c_prev[0] = carried ? c_all + st.prev_off * H : c0;
+        rows.gates[0] = gates + st.off * G;
+        rows.c[0] = c_all + st.off * H;
+        rows.h[0] = y + st.off * H;
+        in_place_tile(H, w_hh, u, units, valid, rows);
+        continue;
+      }
       // Balanced row tiles: 32 rows run as 6, 6, 5, 5, 5, 5 rather than 6 x 5 + 2. A tile
       // streams the whole panel from L2 whatever its height, and a 2-row one does 8 FMAs per
       // 256 bytes of it: that one tile took a quarter of the step's time.
