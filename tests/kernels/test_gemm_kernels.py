@@ -97,6 +97,20 @@ def test_a_in_place_and_packed(isa, rng, dtype, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_b_transposed(isa, rng, dtype):
+    """One row of C with B transposed (a Linear layer at batch one; AVX-512 float runs it as 16
+    dot products at a time): column counts around 16, depths around the 128-depth chunk and row
+    strides of a multiple of 4 KiB (1024 floats), A transposed or not, B a column slice."""
+    for N, K in [(1, 1), (16, 128), (37, 130), (300, 256), (33, 1024), (17, 1000), (20, 2048)]:
+        for trans_a in (False, True):
+            check_gemm(rng, 1, N, K, dtype, trans_a, True, 0.75, -1.25, True, what=f"{isa} one row")
+    B = rng.standard_normal((37, 300 + 11)).astype(dtype)[:, 5:305]  # (N, K), ldb = K + 11
+    A = rng.standard_normal((1, 300)).astype(dtype)
+    ref, abs_ref = reference(A, B, None, False, True, 1.0, 0.0)
+    assert_close_reduction(_C.gemm(A, B, trans_b=True), ref, abs_ref, 300, dtype, what=f"{isa} one row, ldb > K")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_every_size_to_70(isa, rng, dtype):
     """Each of M, N, K over 1..70 with the other two fixed at sizes that are not tile multiples;
     the four transposes and two alpha/beta cases take turns."""
@@ -259,7 +273,7 @@ def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
 # small transposed-B (dots), the blocked micro-kernel path over several depth blocks, and B
 # transposed with few rows of C computed as C^T (gemm_swapped).
 EPILOGUE_SHAPES = [(5, 7, 0, False), (3, 9, 5, False), (9, 3, 40, True), (6, 100, 33, True),
-                   (37, 131, 300, False), (70, 67, 600, True), (64, 300, 70, True)]
+                   (37, 131, 300, False), (70, 67, 600, True), (64, 300, 70, True), (1, 37, 300, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

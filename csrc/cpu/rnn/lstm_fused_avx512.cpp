@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/dot_rows_avx512.h"
 #include "cpu/rnn/lstm_fused.h"
 #include "cpu/rnn/sequence_walk.h"
 #include "cpu/transpose_parts.h"
@@ -166,57 +167,7 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
 // a pack per call, 16 x 16 transposes of all of W_hh: most of a one-step call, as when a
 // language model samples one character at a time. For short sequences of one row (see
 // kInPlaceMaxSteps), each gate row of W_hh (contiguous in depth) is instead a dot product with
-// h_prev, 16 rows (one gate of a 16-unit block) at a time, and no pack is made.
-
-// Lane r := the sum of a[r]'s lanes, for r < 16: a transpose-add tree (30 shuffles, 15 adds).
-inline __m512 lane_sums16(__m512 (&a)[16]) {
-  __m512 b[8], c[4];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k)  // per 128-bit lane: rows 2k, 2k+1, two partial sums each
-    b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k)  // per 128-bit lane: rows 4k .. 4k+3, one partial sum each
-    c[k] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0x44), _mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0xEE));
-  // 128-bit lanes (L0 + L2, L1 + L3) of c[0], then of c[1]; the same for c[2], c[3]; then lane
-  // group k of the result := c[k]'s four lanes summed.
-  const __m512 e01 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
-  const __m512 e23 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44), _mm512_shuffle_f32x4(c[2], c[3], 0xEE));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(e01, e23, 0x88), _mm512_shuffle_f32x4(e01, e23, 0xDD));
-}
-
-// Lane j := sum_k w[j rows down][k] h[k], k < H, for j < units (lanes past units: 0): 16 rows
-// of W_hh (row stride H) against h, 8 vectors of h (128 depths) held in registers while the rows
-// stream past. Row 4a + b is read at rows4[a] + b H: four base pointers and the strides as index
-// registers (a pointer per row spilled them to the stack: a 100-step forward at H = 256, 1.26
-// vs 1.15 ms).
-inline __m512 rows_dot(const float* __restrict w, int64_t units, int64_t H, const float* __restrict h) {
-  __m512 acc[16];
-#pragma GCC unroll 16
-  for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
-  const int64_t full = units == 16 ? H / 128 * 128 : 0;  // depths done 128 at a time
-  const float* rows4[4] = {w, w + 4 * H, w + 8 * H, w + 12 * H};
-  for (int64_t k0 = 0; k0 < full; k0 += 128) {
-    __m512 hv[8];
-#pragma GCC unroll 8
-    for (int v = 0; v < 8; ++v) hv[v] = _mm512_loadu_ps(h + k0 + 16 * v);
-#pragma GCC unroll 8
-    for (int v = 0; v < 8; ++v)
-#pragma GCC unroll 4
-      for (int a = 0; a < 4; ++a)
-#pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b)
-          acc[4 * a + b] = _mm512_fmadd_ps(_mm512_loadu_ps(rows4[a] + b * H + k0 + 16 * v), hv[v], acc[4 * a + b]);
-  }
-  // The rest: 16 depths at a time, masked past H; rows past `units` (a last, partial block) skipped.
-  for (int64_t k0 = full; k0 < H; k0 += 16) {
-    const __mmask16 m = static_cast<__mmask16>(H - k0 >= 16 ? 0xFFFF : (1u << (H - k0)) - 1);
-    const __m512 hv = _mm512_maskz_loadu_ps(m, h + k0);
-#pragma GCC unroll 16
-    for (int r = 0; r < 16; ++r)
-      if (r < units) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * H + k0), hv, acc[r]);
-  }
-  return lane_sums16(acc);
-}
+// h_prev, 16 rows (one gate of a 16-unit block) at a time (dot_rows16), and no pack is made.
 
 // The cells of one row's units [u, u + units): W_hh (4H, H) read in place, then the epilogue.
 void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t units, __mmask16 valid,
@@ -231,7 +182,7 @@ void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t u
       _mm_prefetch(reinterpret_cast<const char*>(rows.c[0] + u), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(rows.h[0] + u), _MM_HINT_T0);
     }
-    acc[0][q] = rows_dot(w_hh + (q * H + u) * H, units, H, rows.h_prev[0]);
+    acc[0][q] = dot_rows16(w_hh + (q * H + u) * H, H, units, H, rows.h_prev[0]);  // gate q's 16 rows
   }
   cells_epilogue<1>(acc, H, u, valid, rows);
 }
