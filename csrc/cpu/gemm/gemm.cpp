@@ -36,6 +36,9 @@
 //         B transposed with a few more rows (up to two column tiles, N and K large: a Linear
 //         layer's input gradient) runs as C^T = op(B)^T op(A)^T, so B is read in place instead
 //         of being transposed into panels (gemm_swapped): 64x1024x4096 NT 82 -> 98 GFLOP/s.
+//         AVX-512 float with B transposed also runs one row of C, and the 1..4 columns past the
+//         last full tile, as 16 dot products at a time (cpu/dot_rows_avx512.h): a Linear layer
+//         at batch one, and a 65-way output layer's last column.
 // Threads: one OpenMP region splits C into a grid of nearly square blocks (one per thread,
 //         aligned to the tile), each run by its own blocked loops and pack buffers; batched GEMMs
 //         with many matrices split the batch instead. Problems under 96^3 stay single-threaded,
