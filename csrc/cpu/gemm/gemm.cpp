@@ -805,12 +805,10 @@ inline void gemm_edge_columns(const GemmArgs<float>& g, int64_t e) {
     for (int64_t j = j0; j < g.N; ++j) {
       alignas(64) float sums[16];  // C[i0 .. i0 + rows, j] before alpha, beta and the epilogue
       _mm512_store_ps(sums, dot_rows16(g.A + i0 * g.lda, g.lda, rows, g.K, g.B + j * g.ldb));
-      for (int64_t r = 0; r < rows; ++r) {
-        float* c = g.C + (i0 + r) * g.ldc + j;
-        *c = g.beta == 0.0f ? g.alpha * sums[r] : g.alpha * sums[r] + g.beta * *c;
-        if (g.bias) *c += g.bias[j];
-        if (g.relu) *c = *c <= 0.0f ? 0.0f : *c;  // NaN stays NaN
-      }
+      float* c = g.C + i0 * g.ldc + j;  // (rows, 1), row stride ldc
+      for (int64_t r = 0; r < rows; ++r)
+        c[r * g.ldc] = g.beta == 0.0f ? g.alpha * sums[r] : g.alpha * sums[r] + g.beta * c[r * g.ldc];
+      if (has_epilogue(g)) epilogue(g, rows, 1, j, c, g.ldc);
     }
   }
 }
