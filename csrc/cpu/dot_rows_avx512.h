@@ -29,20 +29,27 @@ namespace dlcore::cpu::DLCORE_ISA {
 
 #if defined(__AVX512F__)
 
-// Lane r := the sum of a[r]'s lanes, for r < 16: a transpose-add tree (30 shuffles, 15 adds).
-[[gnu::always_inline]] static inline __m512 lane_sums16(__m512 (&a)[16]) {
-  __m512 b[8], c[4];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k)  // per 128-bit lane: rows 2k, 2k+1, two partial sums each
-    b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k)  // per 128-bit lane: rows 4k .. 4k+3, one partial sum each
-    c[k] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0x44), _mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0xEE));
-  // 128-bit lanes (L0 + L2, L1 + L3) of c[0], then of c[1]; the same for c[2], c[3]; then lane
-  // group k of the result := c[k]'s four lanes summed.
+// The last two levels of the transpose-add tree: c[k] holds, in each 128-bit lane, partial sums
+// of rows 4k .. 4k+3 (one each); lane 4k + j of the result := row 4k + j's four partials summed.
+[[gnu::always_inline]] static inline __m512 fold_lane_groups(const __m512 (&c)[4]) {
+  // 128-bit lanes (L0 + L2, L1 + L3) of c[0], then of c[1]; the same for c[2], c[3]
   const __m512 e01 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
   const __m512 e23 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44), _mm512_shuffle_f32x4(c[2], c[3], 0xEE));
   return _mm512_add_ps(_mm512_shuffle_f32x4(e01, e23, 0x88), _mm512_shuffle_f32x4(e01, e23, 0xDD));
+}
+
+// Per 128-bit lane: rows 4k .. 4k+3's partial sums, one each, from their accumulators a0 .. a3.
+[[gnu::always_inline]] static inline __m512 fold_rows4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __m512 lo = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));  // two each
+  const __m512 hi = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  return _mm512_add_ps(_mm512_shuffle_ps(lo, hi, 0x44), _mm512_shuffle_ps(lo, hi, 0xEE));
+}
+
+// Lane r := the sum of a[r]'s lanes, for r < 16: a transpose-add tree (30 shuffles, 15 adds).
+[[gnu::always_inline]] static inline __m512 lane_sums16(__m512 (&a)[16]) {
+  const __m512 c[4] = {fold_rows4(a[0], a[1], a[2], a[3]), fold_rows4(a[4], a[5], a[6], a[7]),
+                       fold_rows4(a[8], a[9], a[10], a[11]), fold_rows4(a[12], a[13], a[14], a[15])};
+  return fold_lane_groups(c);
 }
 
 // dot_rows16 for a row stride of a multiple of 4 KiB, where the 16 rows' lines at one depth all
@@ -66,14 +73,9 @@ namespace dlcore::cpu::DLCORE_ISA {
       for (int b = 0; b < 4; ++b)
         if (4 * a + b < rows) acc[b] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row + b * ld + k0), xv, acc[b]);
     }
-    // per 128-bit lane: rows 4a, 4a+1 (two partial sums each), then rows 4a .. 4a+3 (one each)
-    const __m512 lo = _mm512_add_ps(_mm512_unpacklo_ps(acc[0], acc[1]), _mm512_unpackhi_ps(acc[0], acc[1]));
-    const __m512 hi = _mm512_add_ps(_mm512_unpacklo_ps(acc[2], acc[3]), _mm512_unpackhi_ps(acc[2], acc[3]));
-    c[a] = _mm512_add_ps(_mm512_shuffle_ps(lo, hi, 0x44), _mm512_shuffle_ps(lo, hi, 0xEE));
+    c[a] = fold_rows4(acc[0], acc[1], acc[2], acc[3]);
   }
-  const __m512 e01 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44), _mm512_shuffle_f32x4(c[0], c[1], 0xEE));
-  const __m512 e23 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44), _mm512_shuffle_f32x4(c[2], c[3], 0xEE));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(e01, e23, 0x88), _mm512_shuffle_f32x4(e01, e23, 0xDD));
+  return fold_lane_groups(c);
 }
 
 // Lane j := sum_{k < K} w[j * ld + k] x[k] for j < rows (1 <= rows <= 16), lanes past rows 0.
