@@ -39,7 +39,6 @@
 #include "cpu/conv/direct_cv.h"
 
 #include <immintrin.h>
-
 #include <omp.h>
 
 #include <algorithm>
