@@ -85,6 +85,21 @@ struct BvTile {
   int64_t row0;                         // frame row of kh = 0: oh - ph (may be negative)
 };
 
+// tap(xv, wv) for each tap (c, kh, kw) the tile visits, in order: xv the frame at (c, row0 + kh,
+// ow0 + kw) (positions V lanes apart), wv the tap's C_out weights from channel co0.
+template <class T, class Tap>
+[[gnu::always_inline]] inline void for_each_tap(const BvTile& g, const T* __restrict wp, const T* __restrict xt,
+                                                const Tap& tap) {
+  constexpr int V = kLanes<T>;
+  for (int64_t c = 0; c < g.C; ++c) {
+    for (int64_t kh = g.kh_lo; kh < g.kh_hi; ++kh) {
+      const T* __restrict xr = xt + ((c * g.H + g.row0 + kh) * g.Wp) * V;  // (Wp - ow0, V)
+      const T* __restrict wr = wp + (c * g.KH + kh) * g.KW * g.C_out;      // (KW, C_out)
+      for (int64_t kw = g.kw_lo; kw < g.kw_hi; ++kw) tap(xr + kw * V, wr + kw * g.C_out);
+    }
+  }
+}
+
 // out[(i*P + j)*V + lane] := sum_{c, kh, kw} wp[tap*C_out + i] * xt[c, row0 + kh, ow0 + j + kw][lane]
 // for i < RC, j < RW. xt points at the group's frame column ow0 (row 0, channel 0); wp at
 // channel co0; out at yt[co0, oh, ow0].
@@ -100,25 +115,17 @@ void bv_tile(const BvTile& g, const T* __restrict wp, const T* __restrict xt, T*
     __m512 vacc[RC * RW];
 #pragma GCC unroll 32
     for (int i = 0; i < RC * RW; ++i) vacc[i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < g.C; ++c) {
-      for (int64_t kh = g.kh_lo; kh < g.kh_hi; ++kh) {
-        const float* __restrict xr = xt + ((c * g.H + g.row0 + kh) * g.Wp) * V;  // (Wp - ow0, V)
-        const float* __restrict wr = wp + (c * g.KH + kh) * g.KW * g.C_out;      // (KW, C_out)
-        for (int64_t kw = g.kw_lo; kw < g.kw_hi; ++kw) {
-          const float* __restrict xv = xr + kw * V;
-          const float* __restrict wv = wr + kw * g.C_out;
-          __m512 x[RW];
+    for_each_tap(g, wp, xt, [&](const float* __restrict xv, const float* __restrict wv) {
+      __m512 x[RW];
 #pragma GCC unroll 8
-          for (int j = 0; j < RW; ++j) x[j] = _mm512_loadu_ps(xv + j * V);
+      for (int j = 0; j < RW; ++j) x[j] = _mm512_loadu_ps(xv + j * V);
 #pragma GCC unroll 6
-          for (int i = 0; i < RC; ++i) {
-            const __m512 wi = _mm512_set1_ps(wv[i]);
+      for (int i = 0; i < RC; ++i) {
+        const __m512 wi = _mm512_set1_ps(wv[i]);
 #pragma GCC unroll 8
-            for (int j = 0; j < RW; ++j) vacc[i * RW + j] = _mm512_fmadd_ps(wi, x[j], vacc[i * RW + j]);
-          }
-        }
+        for (int j = 0; j < RW; ++j) vacc[i * RW + j] = _mm512_fmadd_ps(wi, x[j], vacc[i * RW + j]);
       }
-    }
+    });
 #pragma GCC unroll 6
     for (int i = 0; i < RC; ++i)
 #pragma GCC unroll 8
@@ -129,25 +136,17 @@ void bv_tile(const BvTile& g, const T* __restrict wp, const T* __restrict xt, T*
   T acc[RC * RW][V];
   for (int i = 0; i < RC * RW; ++i)
     for (int l = 0; l < V; ++l) acc[i][l] = T(0);
-  for (int64_t c = 0; c < g.C; ++c) {
-    for (int64_t kh = g.kh_lo; kh < g.kh_hi; ++kh) {
-      const T* __restrict xr = xt + ((c * g.H + g.row0 + kh) * g.Wp) * V;  // (Wp - ow0, V)
-      const T* __restrict wr = wp + (c * g.KH + kh) * g.KW * g.C_out;      // (KW, C_out)
-      for (int64_t kw = g.kw_lo; kw < g.kw_hi; ++kw) {
-        const T* __restrict xv = xr + kw * V;
-        const T* __restrict wv = wr + kw * g.C_out;
+  for_each_tap(g, wp, xt, [&](const T* __restrict xv, const T* __restrict wv) {
 #pragma GCC unroll 6
-        for (int i = 0; i < RC; ++i) {
-          const T wi = wv[i];
+    for (int i = 0; i < RC; ++i) {
+      const T wi = wv[i];
 #pragma GCC unroll 8
-          for (int j = 0; j < RW; ++j) {
+      for (int j = 0; j < RW; ++j) {
 #pragma omp simd
-            for (int l = 0; l < V; ++l) acc[i * RW + j][l] += wi * xv[j * V + l];
-          }
-        }
+        for (int l = 0; l < V; ++l) acc[i * RW + j][l] += wi * xv[j * V + l];
       }
     }
-  }
+  });
   for (int i = 0; i < RC; ++i)
     for (int j = 0; j < RW; ++j)
       for (int l = 0; l < V; ++l) out[(i * P + j) * V + l] = acc[i * RW + j][l];
