@@ -271,9 +271,11 @@ def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
 
 # (M, N, K, trans_b) reaching each path of the driver: K == 0 (scale), small (axpy), thin N and
 # small transposed-B (dots), the blocked micro-kernel path over several depth blocks, and B
-# transposed with few rows of C computed as C^T (gemm_swapped).
+# transposed with few rows of C computed as C^T (gemm_swapped: 64x300x520), one row and edge
+# columns as dot products.
 EPILOGUE_SHAPES = [(5, 7, 0, False), (3, 9, 5, False), (9, 3, 40, True), (6, 100, 33, True),
-                   (37, 131, 300, False), (70, 67, 600, True), (64, 300, 70, True), (1, 37, 300, True)]
+                   (37, 131, 300, False), (70, 67, 600, True), (64, 300, 70, True), (1, 37, 300, True),
+                   (64, 300, 520, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -759,8 +759,8 @@ bool gemm_swapped(const GemmArgs<T>& g) {
   s.C = ct.get(); s.ldc = g.M;
   s.alpha = g.alpha; s.beta = T(0);
   gemm_direct(s);
-  // C (M, N) := ct^T + beta C, then bias per column and ReLU, in 16 x 16 blocks (both sides
-  // stay in L1); beta == 0 never reads C.
+  // C (M, N) := ct^T + beta C, then the epilogue (bias per column, ReLU), in 16 x 16 blocks
+  // (both sides stay in L1); beta == 0 never reads C.
   const T* __restrict src = ct.get();
   const bool threads = static_cast<double>(g.M) * g.N >= 65536 && !omp_in_parallel();
 #pragma omp parallel for schedule(static) if (threads)
@@ -771,13 +771,11 @@ bool gemm_swapped(const GemmArgs<T>& g) {
       for (int64_t i = i0; i < i1; ++i) {
         T* __restrict c = g.C + i * g.ldc;  // (N)
         for (int64_t j = j0; j < j1; ++j) {
-          T v = src[j * g.M + i];
-          if (g.beta != T(0)) v += g.beta * c[j];
-          if (g.bias) v += g.bias[j];
-          if (g.relu) v = v <= T(0) ? T(0) : v;  // NaN stays NaN
-          c[j] = v;
+          const T v = src[j * g.M + i];
+          c[j] = g.beta != T(0) ? v + g.beta * c[j] : v;
         }
       }
+      if (has_epilogue(g)) epilogue(g, i1 - i0, j1 - j0, j0, g.C + i0 * g.ldc + j0, g.ldc);
     }
   }
   return true;
