@@ -117,12 +117,10 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias
     if need.get("b_ih"):
         out["b_ih"] = Tensor(grad_bias if grad_bias is not None else sum_dims(grad_x_side, (0,)))
     if need.get("b_hh"):
-        if grad_bias is not None:
-            out["b_hh"] = Tensor(grad_bias.copy() if out["b_ih"] is not None else grad_bias)
-        elif grad_h_side is grad_x_side and out["b_ih"] is not None:
+        if grad_h_side is grad_x_side and out["b_ih"] is not None:
             out["b_hh"] = Tensor(out["b_ih"]._data.copy())
         else:
-            out["b_hh"] = Tensor(sum_dims(grad_h_side, (0,)))
+            out["b_hh"] = Tensor(grad_bias if grad_bias is not None else sum_dims(grad_h_side, (0,)))
     if need.get("h0"):
         out["h0"] = Tensor(grad_h0)
     if need.get("c0") and grad_c0 is not None:
