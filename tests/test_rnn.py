@@ -47,6 +47,15 @@ def test_layer_gradcheck(rng, mode, kw, bidirectional):
 
 
 @pytest.mark.parametrize("mode,kw", MODES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_layer_gradcheck_without_initial_state(rng, mode, kw, bidirectional):
+    """No initial state (zeros made by the layer, whose GEMMs the LSTM and Elman kernels skip,
+    as they skip the one that would make grad_h0): d(output, final state) w.r.t. input and weights."""
+    m = make(mode, kw, 3, 4, num_layers=2, bidirectional=bidirectional)
+    gradcheck(lambda x, *params: first(m(x)), [leaf(rng, 5, 2, 3), *m.parameters()])
+
+
+@pytest.mark.parametrize("mode,kw", MODES)
 @pytest.mark.parametrize("enforce_sorted", [True, False])
 def test_packed_variable_length_gradcheck(rng, mode, kw, enforce_sorted):
     """Packed input of lengths 4, 3, 1 (or shuffled): gradients through pack -> layer -> pad."""
@@ -175,11 +184,13 @@ def test_dropout_between_layers(rng):
     assert not np.allclose(m(x)[0].detach().numpy(), a)
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("with_state", [True, False])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("input_size", [64, 128])  # W_ih, W_hh grads by one GEMM / by two
-def test_weight_grads_of_wide_layers_match_finite_differences(rng, mode, input_size):
-    """Both directions from a random initial state (the reverse direction and h0 enter the
-    recurrent weight's gradient through their own GEMMs)."""
+def test_weight_grads_of_wide_layers_match_finite_differences(rng, mode, input_size, with_state):
+    """Both directions, from a random initial state (the reverse direction and h0 enter the
+    recurrent weight's gradient through their own GEMMs) or from none (zeros: that GEMM and the
+    kernels' GEMMs on h0 are skipped)."""
     m = make(mode, {}, input_size, 256, bidirectional=True)
     x = dlcore.tensor(rng.standard_normal((3, 2, input_size)))
     h0 = dlcore.tensor(rng.standard_normal((2, 2, 256)))
@@ -187,7 +198,7 @@ def test_weight_grads_of_wide_layers_match_finite_differences(rng, mode, input_s
     w_out = rng.standard_normal((3, 2, 512))
 
     def loss():
-        return (m(x, state)[0] * dlcore.tensor(w_out)).sum()
+        return (m(x, state if with_state else None)[0] * dlcore.tensor(w_out)).sum()
 
     loss().backward()
     eps = 1e-6

@@ -2,14 +2,14 @@
 // forward and backward through time, one layer and direction per call.
 //
 //   lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False) -> (y, c_all, h_n, c_n)
-//   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n)
-//       -> (grad_gates, grad_h0, grad_c0, grad_bias)
+//   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n,
+//                          need_grad_h0=True) -> (grad_gates, grad_h0 | None, grad_c0, grad_bias)
 //   gru_sequence_forward(gates, w_hh, b_hh, h0, batch_sizes, reverse=False) -> (hidden, y, h_n)
 //   gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n)
 //       -> (grad_gates_x, grad_gates_h, grad_h0)
 //   rnn_sequence_forward(y, w_hh, h0, batch_sizes, reverse=False, nonlinearity="tanh") -> (y, h_n)
-//   rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n)
-//       -> (grad_pre, grad_h0)
+//   rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n,
+//                         need_grad_h0=True) -> (grad_pre, grad_h0 | None)
 //
 // The forward's first argument (the input projection of every step, (total, G * H)) is
 // overwritten in place with what backward needs (activated gates; h for the Elman RNN), so the
@@ -17,6 +17,8 @@
 // PackedSequence layout (core/kernel_args.h, RnnSequenceShape). W_hh (G * H, H) is packed once
 // per call, in the layout each direction's GEMM reads: here (PackedWeight), or by the LSTM
 // forward kernel itself (its AVX-512 float copy packs for its fused tile). Grad arguments may be None.
+// The LSTM and Elman kernels skip the GEMMs on an all-zero h0 (forward; checked here) and, without
+// need_grad_h0, the GEMM that would make grad_h0 (backward): RnnSequenceShape::h0_zero, want_grad_h0.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -112,6 +114,14 @@ Geometry check_geometry(const char* op, int gates_per_unit, const py::array& w_h
   return geo;
 }
 
+// Whether the (B, H) initial state h0 is all zeros (an RNN layer called without one): the
+// kernels then skip the GEMMs on it (RnnSequenceShape::h0_zero). One pass over B * H values.
+template <class T>
+bool all_zero(const py::array& h0) {
+  const T* p = cdata<T>(h0);
+  return std::all_of(p, p + h0.size(), [](T v) { return v == T(0); });
+}
+
 // Checks a (rows, width) array with w_hh's dtype.
 void check_rows(const char* op, const char* name, const py::array& a, const py::array& w_hh, int64_t rows,
                 int64_t width) {
@@ -154,9 +164,11 @@ py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py
     using T = decltype(tag);
     py::array y = empty<T>({geo.total, H}), c_all = empty<T>({geo.total, H});
     py::array h_n = empty<T>({B, H}), c_n = empty<T>({B, H});
+    RnnSequenceShape shape = geo.shape;
+    shape.h0_zero = all_zero<T>(h0);
     {
       py::gil_scoped_release release;
-      slot::lstm_sequence_forward<T>()(geo.shape, cdata<T>(w_hh), cdata<T>(h0), cdata<T>(c0), mdata<T>(gates),
+      slot::lstm_sequence_forward<T>()(shape, cdata<T>(w_hh), cdata<T>(h0), cdata<T>(c0), mdata<T>(gates),
                                        mdata<T>(y), mdata<T>(c_all), mdata<T>(h_n), mdata<T>(c_n));
     }
     return py::make_tuple(y, c_all, h_n, c_n);
@@ -166,7 +178,7 @@ py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py
 py::tuple lstm_sequence_backward(const py::array& w_hh, const py::array& gates, const py::array& c_all,
                                  const py::array& c0, const py::array& batch_sizes, bool reverse,
                                  const std::optional<py::array>& grad_y, const std::optional<py::array>& grad_h_n,
-                                 const std::optional<py::array>& grad_c_n) {
+                                 const std::optional<py::array>& grad_c_n, bool need_grad_h0) {
   const char* op = "lstm_sequence_backward";
   const FloatType ft = float_type(op, "w_hh", w_hh);
   const Geometry geo = check_geometry(op, 4, w_hh, c0, batch_sizes, reverse);
@@ -181,13 +193,15 @@ py::tuple lstm_sequence_backward(const py::array& w_hh, const py::array& gates, 
     const PackedWeight w(w_hh, false, tag);
     py::array grad_gates = empty<T>({geo.total, 4 * H}), grad_h0 = empty<T>({B, H}), grad_c0 = empty<T>({B, H});
     py::array grad_bias = empty<T>({4 * H});
+    RnnSequenceShape shape = geo.shape;
+    shape.want_grad_h0 = need_grad_h0;
     {
       py::gil_scoped_release release;
-      slot::lstm_sequence_backward<T>()(geo.shape, w.get<T>(), cdata<T>(gates), cdata<T>(c_all), cdata<T>(c0), gy,
+      slot::lstm_sequence_backward<T>()(shape, w.get<T>(), cdata<T>(gates), cdata<T>(c_all), cdata<T>(c0), gy,
                                         ghn, gcn, mdata<T>(grad_gates), mdata<T>(grad_h0), mdata<T>(grad_c0),
                                         mdata<T>(grad_bias));
     }
-    return py::make_tuple(grad_gates, grad_h0, grad_c0, grad_bias);
+    return py::make_tuple(grad_gates, need_grad_h0 ? py::object(grad_h0) : py::none(), grad_c0, grad_bias);
   });
 }
 
@@ -262,9 +276,11 @@ py::tuple rnn_sequence_forward(py::array y, const py::array& w_hh, const py::arr
     using T = decltype(tag);
     const PackedWeight w(w_hh, true, tag);
     py::array h_n = empty<T>({B, H});
+    RnnSequenceShape shape = geo.shape;
+    shape.h0_zero = all_zero<T>(h0);
     {
       py::gil_scoped_release release;
-      slot::rnn_sequence_forward<T>()(geo.shape, act, w.get<T>(), cdata<T>(h0), mdata<T>(y), mdata<T>(h_n));
+      slot::rnn_sequence_forward<T>()(shape, act, w.get<T>(), cdata<T>(h0), mdata<T>(y), mdata<T>(h_n));
     }
     return py::make_tuple(y, h_n);
   });
@@ -272,7 +288,8 @@ py::tuple rnn_sequence_forward(py::array y, const py::array& w_hh, const py::arr
 
 py::tuple rnn_sequence_backward(const py::array& w_hh, const py::array& h0, const py::array& y,
                                 const py::array& batch_sizes, bool reverse, const std::string& nonlinearity,
-                                const std::optional<py::array>& grad_y, const std::optional<py::array>& grad_h_n) {
+                                const std::optional<py::array>& grad_y, const std::optional<py::array>& grad_h_n,
+                                bool need_grad_h0) {
   const char* op = "rnn_sequence_backward";
   const FloatType ft = float_type(op, "w_hh", w_hh);
   const RnnActivation act = activation_arg(op, nonlinearity);
@@ -285,12 +302,14 @@ py::tuple rnn_sequence_backward(const py::array& w_hh, const py::array& h0, cons
     const T* ghn = optional_rows<T>(op, "grad_h_n", grad_h_n, w_hh, B, H);
     const PackedWeight w(w_hh, false, tag);
     py::array grad_pre = empty<T>({geo.total, H}), grad_h0 = empty<T>({B, H});
+    RnnSequenceShape shape = geo.shape;
+    shape.want_grad_h0 = need_grad_h0;
     {
       py::gil_scoped_release release;
-      slot::rnn_sequence_backward<T>()(geo.shape, act, w.get<T>(), cdata<T>(y), gy, ghn, mdata<T>(grad_pre),
+      slot::rnn_sequence_backward<T>()(shape, act, w.get<T>(), cdata<T>(y), gy, ghn, mdata<T>(grad_pre),
                                        mdata<T>(grad_h0));
     }
-    return py::make_tuple(grad_pre, grad_h0);
+    return py::make_tuple(grad_pre, need_grad_h0 ? py::object(grad_h0) : py::none());
   });
 }
 
@@ -303,8 +322,9 @@ void bind_rnn(py::module_& m) {
         "overwritten with the activated gates. Returns (y, c_all, h_n, c_n).");
   m.def("lstm_sequence_backward", &lstm_sequence_backward, arg("w_hh"), arg("gates"), arg("c_all"), arg("c0"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
-        arg("grad_c_n").none(true), "LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias (4H) = "
-        "grad_gates summed over its rows.");
+        arg("grad_c_n").none(true), arg("need_grad_h0") = true,
+        "LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias (4H) = "
+        "grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0.");
   m.def("gru_sequence_forward", &gru_sequence_forward, arg("gates"), arg("w_hh"), arg("b_hh").none(true), arg("h0"),
         arg("batch_sizes"), arg("reverse") = false,
         "GRU layer over a packed sequence, one direction; gates (total, 3H) = x W_ih^T + b_ih is overwritten "
@@ -318,7 +338,9 @@ void bind_rnn(py::module_& m) {
         "overwritten with h. Returns (y, h_n).");
   m.def("rnn_sequence_backward", &rnn_sequence_backward, arg("w_hh"), arg("h0"), arg("y"), arg("batch_sizes"),
         arg("reverse"), arg("nonlinearity"), arg("grad_y").none(true), arg("grad_h_n").none(true),
-        "Elman RNN backward through time. Returns (grad_pre, grad_h0).");
+        arg("need_grad_h0") = true,
+        "Elman RNN backward through time. Returns (grad_pre, grad_h0); grad_h0 is None (and not computed) "
+        "without need_grad_h0.");
 }
 
 }  // namespace dlcore::bind

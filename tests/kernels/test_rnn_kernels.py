@@ -191,6 +191,49 @@ def test_two_threads_match_oracle(isa, rng, kind, lengths, H, reverse):
         assert_close(value, want[name], atol=1e-11, rtol=1e-10, what=f"{kind} {name}")
 
 
+def run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy, ghn, gcn):
+    """The kernels as a layer without h0 calls them: h0 all zeros (its GEMMs are skipped) and no
+    grad_h0 wanted (need_grad_h0=False: None, and its GEMM skipped)."""
+    bs, _ = packed_rows(lengths)
+    pre_x, c0, w_hh, gy, ghn, gcn = (a.astype(dtype) for a in (pre_x, c0, w_hh, gy, ghn, gcn))
+    h0 = np.zeros_like(c0)
+    if kind == "lstm":
+        gates = pre_x.copy()
+        y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs, reverse)
+        dx, dh0, dc0, db = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn,
+                                                     need_grad_h0=False)
+        return dh0, {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx, "dc0": dc0, "db": db}
+    y = pre_x.copy()
+    _, h_n = _C.rnn_sequence_forward(y, w_hh, h0, bs, reverse, kind)
+    dx, dh0 = _C.rnn_sequence_backward(w_hh, h0, y, bs, reverse, kind, gy, ghn, need_grad_h0=False)
+    return dh0, {"y": y, "h_n": h_n, "dx": dx}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("kind", ["lstm", "tanh", "relu"])
+@pytest.mark.parametrize("lengths,H", CASES + [([7, 5, 5, 2, 1], 520), ([6] * 3 + [4] * 6 + [3, 2, 1, 1], 300)])
+def test_zero_initial_state_skips_match_oracle(isa, rng, kind, lengths, H, reverse, dtype, threads):
+    """h0 = 0 and grad_h0 not wanted: the rows that start from h0 skip their GEMMs (in the
+    reverse direction of a ragged batch they start at different steps, some inside a register
+    tile of carried rows); everything else still matches the oracle."""
+    pre_x, _, c0, w_hh, _, gy, ghn, gcn = random_problem(rng, kind, lengths, H)
+    if kind != "lstm":
+        c0, gcn = np.zeros_like(c0), np.zeros_like(gcn)
+    want = oracle(kind, lengths, reverse, pre_x, np.zeros_like(c0), c0, w_hh, np.zeros(w_hh.shape[0]), gy, ghn, gcn)
+    previous = _C.get_num_threads()
+    _C.set_num_threads(threads)
+    try:
+        dh0, got = run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy, ghn, gcn)
+    finally:
+        _C.set_num_threads(previous)
+    assert dh0 is None
+    atol, rtol = tol(dtype, max(lengths))
+    for name, value in got.items():
+        assert_close(value, want[name], atol=atol, rtol=rtol, what=f"{kind} {name}")
+
+
 @pytest.mark.parametrize("kind", list(GATES))
 def test_absent_gradients_are_zero(rng, kind):
     """None for grad_y / grad_h_n (/ grad_c_n) means zero, not garbage."""

@@ -119,9 +119,11 @@ template <int ROWS>
 }
 
 // One tile: ROWS rows x the 16 units [u, u + 16) of the panel (the first `units` of them
-// valid), K = H deep, then the cells of those units.
+// valid), K = H deep, then the cells of those units. zero_h_prev: every row's h_prev is zeros
+// (h0 of a layer without initial state), so only the cells run.
 template <int ROWS>
-void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 valid, const TileRows& rows) {
+void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 valid, const TileRows& rows,
+                bool zero_h_prev) {
   __m512 acc[ROWS][4];
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i)
@@ -147,7 +149,7 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
   // The epilogue's operands are fetched into L1 kPrefetchDepths depths before the end: the
   // input projection was written long before (in L3 or memory by now), c and h are new lines,
   // and earlier the panel streaming through L1 would evict them again.
-  const int64_t k_fetch = std::max<int64_t>(0, H - kPrefetchDepths);
+  const int64_t k_fetch = zero_h_prev ? 0 : std::max<int64_t>(0, H - kPrefetchDepths);
   depths(0, k_fetch);
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i) {
@@ -157,7 +159,7 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
     _mm_prefetch(reinterpret_cast<const char*>(rows.c[i] + u), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(rows.h[i] + u), _MM_HINT_T0);
   }
-  depths(k_fetch, H);
+  if (!zero_h_prev) depths(k_fetch, H);
   cells_epilogue<ROWS>(acc, H, u, valid, rows);
 }
 
@@ -169,10 +171,17 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
 // kInPlaceMaxSteps), each gate row of W_hh (contiguous in depth) is instead a dot product with
 // h_prev, 16 rows (one gate of a 16-unit block) at a time (dot_rows16), and no pack is made.
 
-// The cells of one row's units [u, u + units): W_hh (4H, H) read in place, then the epilogue.
+// The cells of one row's units [u, u + units): W_hh (4H, H) read in place, then the epilogue
+// (only that where h_prev is zeros).
 void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t units, __mmask16 valid,
-                   const TileRows& rows) {
+                   const TileRows& rows, bool zero_h_prev) {
   __m512 acc[1][4];
+  if (zero_h_prev) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[0][q] = _mm512_setzero_ps();
+    cells_epilogue<1>(acc, H, u, valid, rows);
+    return;
+  }
 #pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) {
     if (q == 3) {  // the epilogue's operands, a gate's rows (16 H floats) before they are needed
@@ -187,7 +196,7 @@ void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t u
   cells_epilogue<1>(acc, H, u, valid, rows);
 }
 
-using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&);
+using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&, bool);
 constexpr TileFn* kTiles[kMaxRows + 1] = {nullptr,          &fused_tile<1>, &fused_tile<2>, &fused_tile<3>,
                                           &fused_tile<4>, &fused_tile<5>, &fused_tile<6>};
 
@@ -223,7 +232,7 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
         rows.gates[0] = gates + st.off * G;
         rows.c[0] = c_all + st.off * H;
         rows.h[0] = y + st.off * H;
-        in_place_tile(H, w_hh, u, units, valid, rows);
+        in_place_tile(H, w_hh, u, units, valid, rows, !carried && s.h0_zero);
         continue;
       }
       // Balanced row tiles: 32 rows run as 6, 6, 5, 5, 5, 5 rather than 6 x 5 + 2. A tile
@@ -242,7 +251,7 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
           rows.c[i] = c_all + (st.off + r) * H;
           rows.h[i] = y + (st.off + r) * H;
         }
-        kTiles[n](H, wp + b * H * kWidth, u, valid, rows);
+        kTiles[n](H, wp + b * H * kWidth, u, valid, rows, s.h0_zero && r0 >= st.carried);
         r0 += n;
       }
     }

@@ -110,7 +110,7 @@ void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* h0
   for (int g = 0; g < 4; ++g) gemm_pack_b<T>(true, H, H, w_hh + g * H * H, H, packed.get() + g * gate_size);
   const T* w_hh_t = packed.get();
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // gates += h_prev W_hh^T
-    rnn::gates_gemm<T>(st, part, H, 4, y, h0, w_hh_t, gate_size, T(1), nullptr, gates + st.off * G);
+    rnn::gates_gemm<T>(st, part, H, 4, y, h0, s.h0_zero, w_hh_t, gate_size, T(1), nullptr, gates + st.off * G);
   };
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* gt = gates + st.off * G;  // (rows, 4H)
@@ -156,7 +156,7 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* g
     });
   };
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry_h := d_gates W_hh
-    rnn::carry_gemm<T>(st, part, H, 4, grad_gates + st.off * G, w_hh, T(0), grad_h0);
+    rnn::carry_gemm<T>(st, part, H, 4, grad_gates + st.off * G, w_hh, T(0), s.want_grad_h0, grad_h0);
   };
   rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 4, step_cells, step_gemm);
   for (int64_t j = 0; j < G; ++j) {

@@ -54,7 +54,7 @@ void rnn_sequence_forward(const RnnSequenceShape& s, RnnActivation act, const T*
                           T* y, T* h_n) {
   const int64_t H = s.H, gate_size = gemm_packed_size<T>(H, H);
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // y += h_prev W_hh^T
-    rnn::gates_gemm<T>(st, part, H, 1, y, h0, w_hh_t, gate_size, T(1), nullptr, y + st.off * H);
+    rnn::gates_gemm<T>(st, part, H, 1, y, h0, s.h0_zero, w_hh_t, gate_size, T(1), nullptr, y + st.off * H);
   };
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* ht = y + st.off * H;  // (rows, H)
@@ -80,7 +80,7 @@ void rnn_sequence_backward(const RnnSequenceShape& s, RnnActivation act, const T
     });
   };
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry := d_pre W_hh
-    rnn::carry_gemm<T>(st, part, H, 1, grad_pre + st.off * H, w_hh, T(0), grad_h0);
+    rnn::carry_gemm<T>(st, part, H, 1, grad_pre + st.off * H, w_hh, T(0), s.want_grad_h0, grad_h0);
   };
   rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 1, step_cells, step_gemm);
 }

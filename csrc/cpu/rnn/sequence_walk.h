@@ -157,10 +157,14 @@ void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_
 // for each gate g < gates, rows = the part's rows of this step. h_prev's rows [0, carried) are
 // rows prev_off.. of `prev` (total, H) and the rest rows of `init` (B, H). w_gates holds the G
 // blocks W_g^T (H, H) packed one after another (gate_size elements each). C (rows, gates * H).
+// init_zero: init is all zeros; its rows then add nothing where beta is 1 and there is no
+// bias, and are skipped.
 template <class T>
 void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* prev, const T* init,
-                const T* w_gates, int64_t gate_size, T beta, const T* bias, T* C) {
-  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
+                bool init_zero, const T* w_gates, int64_t gate_size, T beta, const T* bias, T* C) {
+  const int64_t r0 = part.row_lo(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
+  const bool skip_init = init_zero && beta == T(1) && bias == nullptr;
+  const int64_t r1 = skip_init ? std::min(part.row_hi(st), st.carried) : part.row_hi(st);
   if (r0 >= r1 || u0 >= u1) return;
   const int64_t G = gates * H;
   // (first row, row count, A rows): the carried rows, then the rows starting from init
@@ -186,7 +190,8 @@ void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
 }
 
 // carry[rows, units [u0, u1)] := d_gates[rows] (rows, G*H) W_hh[:, u0:u1] + beta * carry, with
-// W_hh (G*H, H) packed whole; carry (B, H).
+// W_hh (G*H, H) packed whole; carry (B, H). Without want_init_rows, the rows that start from
+// the initial state here (their carry would be final: grad_h0) are skipped.
 // With at most kSerpentineRows rows the GEMM is a stream through W_hh, whose packed panels
 // are then walked one column tile at a time, backwards on odd steps: each step starts on the
 // panels the last one read most recently, still in L2 (the same order every step lets LRU evict
@@ -196,8 +201,9 @@ constexpr int64_t kSerpentineRows = 2;
 
 template <class T>
 void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* d_gates, const T* w_hh,
-                T beta, T* carry) {
-  const int64_t r0 = part.row_lo(st), r1 = part.row_hi(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
+                T beta, bool want_init_rows, T* carry) {
+  const int64_t r0 = part.row_lo(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
+  const int64_t r1 = want_init_rows ? part.row_hi(st) : std::min(part.row_hi(st), st.carried);
   if (r0 >= r1 || u0 >= u1) return;
   GemmArgs<T> a;
   a.M = r1 - r0;

@@ -60,8 +60,10 @@ def _recurrent_weight_grad(k, grad_h_side, ctx):
         from_h0, from_y, y_rows = grad_h_side[rest:], grad_h_side[:rest], y[B:]
     else:
         from_h0, from_y, y_rows = grad_h_side[:B], grad_h_side[B:], y[:rest]
-    out = k.gemm(from_h0, h0, None, True, False)
-    return k.gemm(from_y, y_rows, out, True, False, 1.0, 1.0)
+    if rest == 0 or np.any(h0):
+        out = k.gemm(from_h0, h0, None, True, False)
+        return out if rest == 0 else k.gemm(from_y, y_rows, out, True, False, 1.0, 1.0)
+    return k.gemm(from_y, y_rows, None, True, False)  # h0 is zeros (no initial state): no GEMM on it
 
 
 def _inputs_beside_previous_states(ctx):
@@ -87,6 +89,11 @@ def _inputs_beside_previous_states(ctx):
 
 def _data(t):
     return None if t is None else contig(t._data)
+
+
+def _needs_grad_h0(ctx):
+    """Whether backward must return grad_h0 (else the recurrence kernel skips the GEMM that makes it)."""
+    return bool(dict(zip(ctx.names, ctx.needs_input_grad)).get("h0"))
 
 
 def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias=None):
@@ -164,7 +171,7 @@ class LstmLayer(Function):
     def backward(ctx, grad_y, grad_h_n, grad_c_n):
         grad_gates, grad_h0, grad_c0, grad_bias = lib(ctx.w_hh).lstm_sequence_backward(
             ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
-            _data(grad_y), _data(grad_h_n), _data(grad_c_n))
+            _data(grad_y), _data(grad_h_n), _data(grad_c_n), need_grad_h0=_needs_grad_h0(ctx))
         return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0, grad_bias)
 
 
@@ -205,5 +212,5 @@ class RnnLayer(Function):
     def backward(ctx, grad_y, grad_h_n):
         grad_pre, grad_h0 = lib(ctx.w_hh).rnn_sequence_backward(
             ctx.w_hh, ctx.h0, ctx.y, ctx.batch_sizes, ctx.reverse, ctx.nonlinearity,
-            _data(grad_y), _data(grad_h_n))
+            _data(grad_y), _data(grad_h_n), need_grad_h0=_needs_grad_h0(ctx))
         return _input_grads(ctx, grad_pre, grad_pre, grad_h0) + (None,)

@@ -180,9 +180,11 @@ def lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False):
     return y, c_all, h_n, c_n
 
 
-def lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n):
+def lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n,
+                           need_grad_h0=True):
     """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias
-    (4H) = grad_gates summed over its rows; grads may be None."""
+    (4H) = grad_gates summed over its rows; grads may be None. Without need_grad_h0, grad_h0 is
+    None and the rows that start from h0 skip the GEMM that would make it."""
     op = "lstm_sequence_backward"
     B, H, total = _geometry(op, 4, w_hh, c0, batch_sizes)
     w_hh, c0 = contiguous(w_hh), contiguous(c0)
@@ -198,9 +200,11 @@ def lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y,
         _C.cuda.lstm_step_backward(DTYPE_CODE[dt], dev, s.rows, H, s.carried, _row_ptr(gates, s.off),
                                    _row_ptr(c_all, s.off), _prev_ptr(c_all, s), c0.ptr, _row_ptr(gy, s.off),
                                    grad_h0.ptr, grad_c0.ptr, dg.ptr)
-        gemm(dg, w_hh, grad_h0[:s.rows], False, False, 1.0, 0.0)  # dL/dh_prev = d_gates W_hh
+        rows = s.rows if need_grad_h0 else s.carried
+        if rows:
+            gemm(dg[:rows], w_hh, grad_h0[:rows], False, False, 1.0, 0.0)  # dL/dh_prev = d_gates W_hh
     grad_bias, _ = reduce_forward(_C.ReduceOp.sum, grad_gates, 0, 1)  # (4H)
-    return grad_gates, grad_h0, grad_c0, grad_bias
+    return grad_gates, grad_h0 if need_grad_h0 else None, grad_c0, grad_bias
 
 
 # ---- GRU -------------------------------------------------------------------------------------
@@ -265,8 +269,9 @@ def rnn_sequence_forward(y, w_hh, h0, batch_sizes, reverse=False, nonlinearity="
     return y, h_n
 
 
-def rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n):
-    """Elman RNN backward through time. Returns (grad_pre, grad_h0); grads may be None."""
+def rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n, need_grad_h0=True):
+    """Elman RNN backward through time. Returns (grad_pre, grad_h0); grads may be None. Without
+    need_grad_h0, grad_h0 is None and the rows that start from h0 skip the GEMM that would make it."""
     op = "rnn_sequence_backward"
     relu = _relu(op, nonlinearity)
     B, H, total = _geometry(op, 1, w_hh, h0, batch_sizes)
@@ -280,5 +285,7 @@ def rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_
         dp = grad_pre[s.off:s.off + s.rows]  # (rows, H)
         _C.cuda.rnn_step_backward(DTYPE_CODE[dt], dev, s.rows, H, relu, _row_ptr(y, s.off), _row_ptr(gy, s.off),
                                   grad_h0.ptr, dp.ptr)
-        gemm(dp, w_hh, grad_h0[:s.rows], False, False, 1.0, 0.0)  # dL/dh_prev = d_pre W_hh
-    return grad_pre, grad_h0
+        rows = s.rows if need_grad_h0 else s.carried
+        if rows:
+            gemm(dp[:rows], w_hh, grad_h0[:rows], False, False, 1.0, 0.0)  # dL/dh_prev = d_pre W_hh
+    return grad_pre, grad_h0 if need_grad_h0 else None
