@@ -76,8 +76,7 @@ DLCORE_VEC_INLINE float pow2(std::int32_t k) {
 constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = -2.12194440e-4f;
 constexpr float kLog2e = 1.44269504088896341f;
-// Polynomial coefficients, highest degree first (Horner), shared with the AVX-512 versions in
-// vec_math_avx512.h. Cephes expf: exp(r) - 1 - r = r^2 P5(r) on |r| <= ln2 / 2. Cephes tanhf:
+// Polynomial coefficients, highest degree first (Horner). Cephes expf: exp(r) - 1 - r = r^2 P5(r) on |r| <= ln2 / 2. Cephes tanhf:
 // tanh(a) = a + a^3 P4(a^2) on [0, 0.625].
 constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                             4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
