@@ -94,26 +94,29 @@ template <int ROWS>
   // core overlaps their exp / divide latencies; done row after row (gates, c, tanh(c), h) the
   // chains ran back to back. tanh(x) = 2 sigmoid(2x) - 1 gives one formula for all four gates
   // (absolute error ~1e-7 near 0, which the cell update cannot tell from exact). The values
-  // stay in the accumulators: a round trip through a stack buffer stalled on store forwarding.
+  // stay in registers: a round trip through a stack buffer stalled on store forwarding.
+  // The first pass ends each row with its c, which frees i, f and g's registers early.
+  const __m512 two = _mm512_set1_ps(2.0f), one = _mm512_set1_ps(1.0f);
+  __m512 c[ROWS];
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i) {
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
-      float* g = rows.gates[i] + q * H + u;      // gate q of units u.. of row i
-      const float scale = q == 2 ? 2.0f : 1.0f;  // g is a tanh, the others sigmoids
+      float* g = rows.gates[i] + q * H + u;  // gate q of units u.. of row i
       const __m512 x = _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g));
-      const __m512 s = zmm::sigmoid(_mm512_mul_ps(_mm512_set1_ps(scale), x));
-      acc[i][q] = _mm512_fmadd_ps(_mm512_set1_ps(scale), s, _mm512_set1_ps(1.0f - scale));
+      if (q == 2)  // g is a tanh, the others sigmoids
+        acc[i][q] = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_add_ps(x, x)), one);
+      else
+        acc[i][q] = zmm::sigmoid(x);
       _mm512_mask_storeu_ps(g, valid, acc[i][q]);
     }
+    const __m512 c_prev = _mm512_maskz_loadu_ps(valid, rows.c_prev[i] + u);
+    c[i] = _mm512_fmadd_ps(acc[i][1], c_prev, _mm512_mul_ps(acc[i][0], acc[i][2]));
   }
-  const __m512 two = _mm512_set1_ps(2.0f), one = _mm512_set1_ps(1.0f);
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i) {
-    const __m512 c_prev = _mm512_maskz_loadu_ps(valid, rows.c_prev[i] + u);
-    const __m512 c = _mm512_fmadd_ps(acc[i][1], c_prev, _mm512_mul_ps(acc[i][0], acc[i][2]));
-    const __m512 tc = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_mul_ps(two, c)), one);
-    _mm512_mask_storeu_ps(rows.c[i] + u, valid, c);
+    const __m512 tc = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_add_ps(c[i], c[i])), one);
+    _mm512_mask_storeu_ps(rows.c[i] + u, valid, c[i]);
     _mm512_mask_storeu_ps(rows.h[i] + u, valid, _mm512_mul_ps(acc[i][3], tc));
   }
 }
