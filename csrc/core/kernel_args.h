@@ -95,7 +95,8 @@ constexpr uint8_t kNoWindowTap = 255;
 //   want_grad_h0 false: the caller drops grad_h0, so rows that start from h0 skip the GEMM
 //     that makes it (backward), and grad_h0 is left unspecified.
 // Without an initial state (nn.LSTM's default) that is the first step's GEMM in each
-// direction, 1/T of the recurrence.
+// direction, 1/T of the recurrence. ("Unchanged" for finite W_hh: a NaN or inf weight times the
+// zeros would have made that step's gates NaN; the later steps' still are.)
 struct RnnSequenceShape {
   int64_t T = 0, B = 0, H = 0;
   const int64_t* batch_sizes = nullptr;  // (T)
