@@ -5,8 +5,8 @@
 //   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n,
 //                          need_grad_h0=True) -> (grad_gates, grad_h0 | None, grad_c0, grad_bias)
 //   gru_sequence_forward(gates, w_hh, b_hh, h0, batch_sizes, reverse=False) -> (hidden, y, h_n)
-//   gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n)
-//       -> (grad_gates_x, grad_gates_h, grad_h0)
+//   gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n,
+//                         need_grad_h0=True) -> (grad_gates_x, grad_gates_h, grad_h0 | None)
 //   rnn_sequence_forward(y, w_hh, h0, batch_sizes, reverse=False, nonlinearity="tanh") -> (y, h_n)
 //   rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n,
 //                         need_grad_h0=True) -> (grad_pre, grad_h0 | None)
@@ -17,8 +17,8 @@
 // PackedSequence layout (core/kernel_args.h, RnnSequenceShape). W_hh (G * H, H) is packed once
 // per call, in the layout each direction's GEMM reads: here (PackedWeight), or by the LSTM
 // forward kernel itself (its AVX-512 float copy packs for its fused tile). Grad arguments may be None.
-// The LSTM and Elman kernels skip the GEMMs on an all-zero h0 (forward; checked here) and, without
-// need_grad_h0, the GEMM that would make grad_h0 (backward): RnnSequenceShape::h0_zero, want_grad_h0.
+// The kernels skip the GEMMs on an all-zero h0 (forward; checked here) and, without need_grad_h0,
+// the GEMM that would make grad_h0 (backward): RnnSequenceShape::h0_zero, want_grad_h0.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -225,9 +225,11 @@ py::tuple gru_sequence_forward(py::array gates, const py::array& w_hh, const std
     const PackedWeight w(w_hh, true, tag);
     py::array hidden = empty<T>({geo.total, 3 * H}), y = empty<T>({geo.total, H}), h_n = empty<T>({B, H});
     const T* bias = b_hh ? cdata<T>(*b_hh) : nullptr;  // (3H) | null
+    RnnSequenceShape shape = geo.shape;
+    shape.h0_zero = all_zero<T>(h0);
     {
       py::gil_scoped_release release;
-      slot::gru_sequence_forward<T>()(geo.shape, w.get<T>(), bias, cdata<T>(h0), mdata<T>(gates), mdata<T>(hidden),
+      slot::gru_sequence_forward<T>()(shape, w.get<T>(), bias, cdata<T>(h0), mdata<T>(gates), mdata<T>(hidden),
                                       mdata<T>(y), mdata<T>(h_n));
     }
     return py::make_tuple(hidden, y, h_n);
@@ -237,7 +239,7 @@ py::tuple gru_sequence_forward(py::array gates, const py::array& w_hh, const std
 py::tuple gru_sequence_backward(const py::array& w_hh, const py::array& h0, const py::array& gates,
                                 const py::array& hidden, const py::array& y, const py::array& batch_sizes,
                                 bool reverse, const std::optional<py::array>& grad_y,
-                                const std::optional<py::array>& grad_h_n) {
+                                const std::optional<py::array>& grad_h_n, bool need_grad_h0) {
   const char* op = "gru_sequence_backward";
   const FloatType ft = float_type(op, "w_hh", w_hh);
   const Geometry geo = check_geometry(op, 3, w_hh, h0, batch_sizes, reverse);
@@ -252,12 +254,14 @@ py::tuple gru_sequence_backward(const py::array& w_hh, const py::array& h0, cons
     const PackedWeight w(w_hh, false, tag);
     py::array grad_x = empty<T>({geo.total, 3 * H}), grad_h = empty<T>({geo.total, 3 * H});
     py::array grad_h0 = empty<T>({B, H});
+    RnnSequenceShape shape = geo.shape;
+    shape.want_grad_h0 = need_grad_h0;
     {
       py::gil_scoped_release release;
-      slot::gru_sequence_backward<T>()(geo.shape, w.get<T>(), cdata<T>(h0), cdata<T>(gates), cdata<T>(hidden),
+      slot::gru_sequence_backward<T>()(shape, w.get<T>(), cdata<T>(h0), cdata<T>(gates), cdata<T>(hidden),
                                        cdata<T>(y), gy, ghn, mdata<T>(grad_x), mdata<T>(grad_h), mdata<T>(grad_h0));
     }
-    return py::make_tuple(grad_x, grad_h, grad_h0);
+    return py::make_tuple(grad_x, grad_h, need_grad_h0 ? py::object(grad_h0) : py::none());
   });
 }
 
@@ -331,7 +335,9 @@ void bind_rnn(py::module_& m) {
         "with the activated (r, z, n). Returns (hidden, y, h_n).");
   m.def("gru_sequence_backward", &gru_sequence_backward, arg("w_hh"), arg("h0"), arg("gates"), arg("hidden"), arg("y"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
-        "GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0).");
+        arg("need_grad_h0") = true,
+        "GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0); grad_h0 is None (and its "
+        "GEMM not run) without need_grad_h0.");
   m.def("rnn_sequence_forward", &rnn_sequence_forward, arg("y"), arg("w_hh"), arg("h0"), arg("batch_sizes"),
         arg("reverse") = false, arg("nonlinearity") = "tanh",
         "Elman RNN layer over a packed sequence, one direction; y (total, H) = x W_ih^T + b_ih + b_hh is "

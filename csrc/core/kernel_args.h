@@ -89,8 +89,7 @@ constexpr uint8_t kNoWindowTap = 255;
 // Preconditions: T >= 1, B >= 1, H >= 1, batch_sizes[0] == B, batch_sizes non-increasing, >= 1.
 // reverse: steps run t = T-1 .. 0 (the second direction of a bidirectional layer); a row then
 // starts from its initial state at its own last step, as in PyTorch.
-// The last two fields name work the LSTM and Elman kernels may skip, results unchanged (the
-// bindings set them; the GRU's kernels ignore them):
+// The last two fields name work the kernels may skip, results unchanged (the bindings set them):
 //   h0_zero: h0 is all zeros, so rows that start from it skip the GEMM h0 W_hh^T (forward);
 //   want_grad_h0 false: the caller drops grad_h0, so rows that start from h0 skip the GEMM
 //     that makes it (backward), and grad_h0 is left unspecified.

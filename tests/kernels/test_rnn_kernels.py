@@ -191,11 +191,12 @@ def test_two_threads_match_oracle(isa, rng, kind, lengths, H, reverse):
         assert_close(value, want[name], atol=1e-11, rtol=1e-10, what=f"{kind} {name}")
 
 
-def run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy, ghn, gcn):
-    """The kernels as a layer without h0 calls them: h0 all zeros (its GEMMs are skipped) and no
-    grad_h0 wanted (need_grad_h0=False: None, and its GEMM skipped)."""
+def run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, b_hh, gy, ghn, gcn):
+    """The kernels as a layer without h0 calls them: h0 all zeros (its GEMMs are skipped; the
+    GRU's rows from h0 then take b_hh alone) and no grad_h0 wanted (need_grad_h0=False: None,
+    and its GEMM skipped)."""
     bs, _ = packed_rows(lengths)
-    pre_x, c0, w_hh, gy, ghn, gcn = (a.astype(dtype) for a in (pre_x, c0, w_hh, gy, ghn, gcn))
+    pre_x, c0, w_hh, b_hh, gy, ghn, gcn = (a.astype(dtype) for a in (pre_x, c0, w_hh, b_hh, gy, ghn, gcn))
     h0 = np.zeros_like(c0)
     if kind == "lstm":
         gates = pre_x.copy()
@@ -203,6 +204,11 @@ def run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy
         dx, dh0, dc0, db = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn,
                                                      need_grad_h0=False)
         return dh0, {"y": y, "h_n": h_n, "c_n": c_n, "dx": dx, "dc0": dc0, "db": db}
+    if kind == "gru":
+        gates = pre_x.copy()
+        hidden, y, h_n = _C.gru_sequence_forward(gates, w_hh, b_hh, h0, bs, reverse)
+        dx, dhid, dh0 = _C.gru_sequence_backward(w_hh, h0, gates, hidden, y, bs, reverse, gy, ghn, need_grad_h0=False)
+        return dh0, {"y": y, "h_n": h_n, "hid": hidden, "dx": dx, "dhid": dhid}
     y = pre_x.copy()
     _, h_n = _C.rnn_sequence_forward(y, w_hh, h0, bs, reverse, kind)
     dx, dh0 = _C.rnn_sequence_backward(w_hh, h0, y, bs, reverse, kind, gy, ghn, need_grad_h0=False)
@@ -212,20 +218,22 @@ def run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("kind", ["lstm", "tanh", "relu"])
+@pytest.mark.parametrize("kind", list(GATES))
 @pytest.mark.parametrize("lengths,H", CASES + [([7, 5, 5, 2, 1], 520), ([6] * 3 + [4] * 6 + [3, 2, 1, 1], 300)])
 def test_zero_initial_state_skips_match_oracle(isa, rng, kind, lengths, H, reverse, dtype, threads):
     """h0 = 0 and grad_h0 not wanted: the rows that start from h0 skip their GEMMs (in the
     reverse direction of a ragged batch they start at different steps, some inside a register
     tile of carried rows); everything else still matches the oracle."""
-    pre_x, _, c0, w_hh, _, gy, ghn, gcn = random_problem(rng, kind, lengths, H)
+    pre_x, _, c0, w_hh, b_hh, gy, ghn, gcn = random_problem(rng, kind, lengths, H)
     if kind != "lstm":
         c0, gcn = np.zeros_like(c0), np.zeros_like(gcn)
-    want = oracle(kind, lengths, reverse, pre_x, np.zeros_like(c0), c0, w_hh, np.zeros(w_hh.shape[0]), gy, ghn, gcn)
+    if kind != "gru":  # only the GRU's kernels take b_hh
+        b_hh = np.zeros_like(b_hh)
+    want = oracle(kind, lengths, reverse, pre_x, np.zeros_like(c0), c0, w_hh, b_hh, gy, ghn, gcn)
     previous = _C.get_num_threads()
     _C.set_num_threads(threads)
     try:
-        dh0, got = run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, gy, ghn, gcn)
+        dh0, got = run_without_initial_state(kind, lengths, reverse, dtype, pre_x, c0, w_hh, b_hh, gy, ghn, gcn)
     finally:
         _C.set_num_threads(previous)
     assert dh0 is None

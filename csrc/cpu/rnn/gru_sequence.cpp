@@ -73,7 +73,7 @@ void gru_sequence_forward(const RnnSequenceShape& s, const T* w_hh_t, const T* b
                           T* gates, T* hidden, T* y, T* h_n) {
   const int64_t H = s.H, G = 3 * H, gate_size = gemm_packed_size<T>(H, H);
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // hidden := h_prev W_hh^T + b_hh
-    rnn::gates_gemm<T>(st, part, H, 3, y, h0, false, w_hh_t, gate_size, T(0), b_hh, hidden + st.off * G);
+    rnn::gates_gemm<T>(st, part, H, 3, y, h0, s.h0_zero, w_hh_t, gate_size, T(0), b_hh, hidden + st.off * G);
   };
   auto step_cells = [&](const rnn::Step& st, const rnn::Part& part) {
     T* gt = gates + st.off * G;   // (rows, 3H)
@@ -112,7 +112,7 @@ void gru_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* h0
     });
   };
   auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry += d(h side) W_hh
-    rnn::carry_gemm<T>(st, part, H, 3, grad_gates_h + st.off * G, w_hh, T(1), true, grad_h0);
+    rnn::carry_gemm<T>(st, part, H, 3, grad_gates_h + st.off * G, w_hh, T(1), s.want_grad_h0, grad_h0);
   };
   rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 3, step_cells, step_gemm);
 }

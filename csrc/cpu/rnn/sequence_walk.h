@@ -157,16 +157,22 @@ void for_each_step(const RnnSequenceShape& s, bool backward, bool barrier_after_
 // for each gate g < gates, rows = the part's rows of this step. h_prev's rows [0, carried) are
 // rows prev_off.. of `prev` (total, H) and the rest rows of `init` (B, H). w_gates holds the G
 // blocks W_g^T (H, H) packed one after another (gate_size elements each). C (rows, gates * H).
-// init_zero: init is all zeros; its rows then add nothing where beta is 1 and there is no
-// bias, and are skipped.
+// init_zero: init is all zeros; its rows skip the GEMM and take C := beta * C (+ bias) alone
+// (beta 0 writes, never reads, C).
 template <class T>
 void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* prev, const T* init,
                 bool init_zero, const T* w_gates, int64_t gate_size, T beta, const T* bias, T* C) {
   const int64_t r0 = part.row_lo(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
-  const bool skip_init = init_zero && beta == T(1) && bias == nullptr;
-  const int64_t r1 = skip_init ? std::min(part.row_hi(st), st.carried) : part.row_hi(st);
-  if (r0 >= r1 || u0 >= u1) return;
   const int64_t G = gates * H;
+  const int64_t r1 = init_zero ? std::min(part.row_hi(st), st.carried) : part.row_hi(st);
+  if (init_zero && (beta != T(1) || bias))
+    for (int64_t r = std::max(r0, r1); r < part.row_hi(st); ++r)  // the rows from init
+      for (int g = 0; g < gates; ++g)
+        for (int64_t j = g * H + u0; j < g * H + u1; ++j) {
+          T& c = C[r * G + j];
+          c = (beta == T(0) ? T(0) : beta * c) + (bias ? bias[j] : T(0));
+        }
+  if (r0 >= r1 || u0 >= u1) return;
   // (first row, row count, A rows): the carried rows, then the rows starting from init
   const int64_t split = std::clamp(st.carried, r0, r1);
   const int64_t starts[2] = {r0, split}, ends[2] = {split, r1};

@@ -191,7 +191,7 @@ class GruLayer(Function):
     def backward(ctx, grad_y, grad_h_n):
         grad_x_side, grad_h_side, grad_h0 = lib(ctx.w_hh).gru_sequence_backward(
             ctx.w_hh, ctx.h0, ctx.gates, ctx.hidden, ctx.y, ctx.batch_sizes, ctx.reverse,
-            _data(grad_y), _data(grad_h_n))
+            _data(grad_y), _data(grad_h_n), need_grad_h0=_needs_grad_h0(ctx))
         return _input_grads(ctx, grad_x_side, grad_h_side, grad_h0)
 
 

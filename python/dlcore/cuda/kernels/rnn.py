@@ -228,9 +228,10 @@ def gru_sequence_forward(gates, w_hh, b_hh, h0, batch_sizes, reverse=False):
     return hidden, y, h_n
 
 
-def gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n):
+def gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n, need_grad_h0=True):
     """GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0), the gradients
-    w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, 3H) and h0; grads may be None."""
+    w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, 3H) and h0; grads may be None.
+    Without need_grad_h0, grad_h0 is None and the rows that start from h0 skip its GEMM."""
     op = "gru_sequence_backward"
     B, H, total = _geometry(op, 3, w_hh, h0, batch_sizes)
     w_hh, h0 = contiguous(w_hh), contiguous(h0)
@@ -246,8 +247,10 @@ def gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad
         _C.cuda.gru_step_backward(DTYPE_CODE[dt], dev, s.rows, H, s.carried, _row_ptr(gates, s.off),
                                   _row_ptr(hidden, s.off), _prev_ptr(y, s), h0.ptr, _row_ptr(gy, s.off),
                                   grad_h0.ptr, _row_ptr(grad_x, s.off), dh.ptr)
-        gemm(dh, w_hh, grad_h0[:s.rows], False, False, 1.0, 1.0)  # dL/dh_prev = dh z + d(h side) W_hh
-    return grad_x, grad_h, grad_h0
+        rows = s.rows if need_grad_h0 else s.carried
+        if rows:
+            gemm(dh[:rows], w_hh, grad_h0[:rows], False, False, 1.0, 1.0)  # dL/dh_prev = dh z + d(h side) W_hh
+    return grad_x, grad_h, grad_h0 if need_grad_h0 else None
 
 
 # ---- Elman RNN -------------------------------------------------------------------------------
