@@ -336,8 +336,8 @@ void bind_rnn(py::module_& m) {
   m.def("gru_sequence_backward", &gru_sequence_backward, arg("w_hh"), arg("h0"), arg("gates"), arg("hidden"), arg("y"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
         arg("need_grad_h0") = true,
-        "GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0); grad_h0 is None (and its "
-        "GEMM not run) without need_grad_h0.");
+        "GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0); grad_h0 is None (and not "
+        "computed) without need_grad_h0.");
   m.def("rnn_sequence_forward", &rnn_sequence_forward, arg("y"), arg("w_hh"), arg("h0"), arg("batch_sizes"),
         arg("reverse") = false, arg("nonlinearity") = "tanh",
         "Elman RNN layer over a packed sequence, one direction; y (total, H) = x W_ih^T + b_ih + b_hh is "
