@@ -234,8 +234,9 @@ def gru_sequence_backward(
     reverse: bool,
     grad_y: np.ndarray | None,
     grad_h_n: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0)."""
+    need_grad_h0: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """GRU backward through time. Returns (grad_gates_x, grad_gates_h, grad_h0); grad_h0 is None (and not computed) without need_grad_h0."""
 
 def gru_sequence_forward(
     gates: np.ndarray,
@@ -289,9 +290,10 @@ def lstm_sequence_backward(
     grad_y: np.ndarray | None,
     grad_h_n: np.ndarray | None,
     grad_c_n: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    need_grad_h0: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias
-    (4H) = grad_gates summed over its rows."""
+    (4H) = grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0."""
 
 def max_pool2d_backward(
     index: np.ndarray,
@@ -342,8 +344,9 @@ def rnn_sequence_backward(
     nonlinearity: str,
     grad_y: np.ndarray | None,
     grad_h_n: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Elman RNN backward through time. Returns (grad_pre, grad_h0)."""
+    need_grad_h0: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Elman RNN backward through time. Returns (grad_pre, grad_h0); grad_h0 is None (and not computed) without need_grad_h0."""
 
 def rnn_sequence_forward(
     y: np.ndarray,
