@@ -49,8 +49,8 @@ def test_layer_gradcheck(rng, mode, kw, bidirectional):
 @pytest.mark.parametrize("mode,kw", MODES)
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_layer_gradcheck_without_initial_state(rng, mode, kw, bidirectional):
-    """No initial state (zeros made by the layer, whose GEMMs the LSTM and Elman kernels skip,
-    as they skip the one that would make grad_h0): d(output, final state) w.r.t. input and weights."""
+    """No initial state (zeros made by the layer, whose GEMMs the recurrence kernels skip, as
+    they skip the one that would make grad_h0): d(output, final state) w.r.t. input and weights."""
     m = make(mode, kw, 3, 4, num_layers=2, bidirectional=bidirectional)
     gradcheck(lambda x, *params: first(m(x)), [leaf(rng, 5, 2, 3), *m.parameters()])
 
