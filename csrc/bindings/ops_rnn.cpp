@@ -10,6 +10,7 @@
 //   rnn_sequence_forward(y, w_hh, h0, batch_sizes, reverse=False, nonlinearity="tanh") -> (y, h_n)
 //   rnn_sequence_backward(w_hh, h0, y, batch_sizes, reverse, nonlinearity, grad_y, grad_h_n,
 //                         need_grad_h0=True) -> (grad_pre, grad_h0 | None)
+//   rnn_weight_grads(grad_gates, x, y, h0, reverse=False) -> (grad_w_ih, grad_w_hh)
 //
 // The forward's first argument (the input projection of every step, (total, G * H)) is
 // overwritten in place with what backward needs (activated gates; h for the Elman RNN), so the
@@ -30,6 +31,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "bindings/checks.h"
 #include "core/registry.h"
@@ -317,6 +319,43 @@ py::tuple rnn_sequence_backward(const py::array& w_hh, const py::array& h0, cons
   });
 }
 
+// ---- weight gradients ----------------------------------------------------------------------
+
+// grad_w_ih = grad_gates^T x and grad_w_hh = grad_gates^T h_prev of a padded batch (T steps of the
+// B rows of h0): one GEMM that reads grad_gates once (csrc/cpu/rnn/weight_grads.cpp). An all-zero
+// h0 goes to the kernel as null (zeros).
+py::tuple rnn_weight_grads(const py::array& grad_gates, const py::array& x, const py::array& y, const py::array& h0,
+                           bool reverse) {
+  const char* op = "rnn_weight_grads";
+  const FloatType ft = float_type(op, "grad_gates", grad_gates);
+  check_contiguous(op, "grad_gates", grad_gates);
+  check_ndim(op, "grad_gates", grad_gates, 2, "(total, G)");
+  const std::pair<const char*, const py::array*> others[] = {{"x", &x}, {"y", &y}, {"h0", &h0}};
+  for (const auto& [name, a] : others) {
+    check_same_dtype(op, "grad_gates", grad_gates, name, *a);
+    check_contiguous(op, name, *a);
+    check_ndim(op, name, *a, 2, a == &h0 ? "(B, H)" : "(total, width)");
+  }
+  const int64_t total = grad_gates.shape(0), G = grad_gates.shape(1);
+  const int64_t I = x.shape(1), B = h0.shape(0), H = h0.shape(1);
+  check_shape(op, "x", x, {total, I});
+  check_shape(op, "y", y, {total, H});
+  if (B < 1 || total < B || total % B != 0)
+    value_error(op, ": the rows of grad_gates, x and y (", total, ") must be whole steps of the batch B = ", B,
+                " of h0 (a padded batch)");
+  return dispatch_float(ft, [&](auto tag) {
+    using T = decltype(tag);
+    py::array grad_w_ih = empty<T>({G, I}), grad_w_hh = empty<T>({G, H});
+    const T* h0_data = all_zero<T>(h0) ? nullptr : cdata<T>(h0);
+    {
+      py::gil_scoped_release release;
+      slot::rnn_weight_grads<T>()(total, G, B, I, H, reverse, cdata<T>(grad_gates), cdata<T>(x), cdata<T>(y), h0_data,
+                                  mdata<T>(grad_w_ih), mdata<T>(grad_w_hh));
+    }
+    return py::make_tuple(grad_w_ih, grad_w_hh);
+  });
+}
+
 }  // namespace
 
 void bind_rnn(py::module_& m) {
@@ -347,6 +386,11 @@ void bind_rnn(py::module_& m) {
         arg("need_grad_h0") = true,
         "Elman RNN backward through time. Returns (grad_pre, grad_h0); grad_h0 is None (and not computed) "
         "without need_grad_h0.");
+  m.def("rnn_weight_grads", &rnn_weight_grads, arg("grad_gates"), arg("x"), arg("y"), arg("h0"),
+        arg("reverse") = false,
+        "Weight gradients of one RNN layer and direction over a padded batch: (grad_gates^T x, grad_gates^T "
+        "h_prev), h_prev each row's previous state (h0, or y one step earlier; later when reverse), as one "
+        "GEMM that reads grad_gates once.");
 }
 
 }  // namespace dlcore::bind

@@ -171,6 +171,14 @@ template <class T> using RnnSequenceForwardSig = void(const RnnSequenceShape& s,
 template <class T> using RnnSequenceBackwardSig = void(const RnnSequenceShape& s, RnnActivation act,
                                                         const T* w_hh, const T* y, const T* grad_y,
                                                         const T* grad_h_n, T* grad_pre, T* grad_h0);
+// The weight gradients of one RNN layer and direction over a padded batch (T steps of B rows,
+// total = T * B): grad_w_ih (G, I) := grad_gates^T x and grad_w_hh (G, H) := grad_gates^T h_prev,
+// where grad_gates (total, G), x (total, I), y (total, H) and h_prev's row r is y's row r - B
+// (r + B when reverse), or h0's row r mod B where that row does not exist; h0 (B, H), or null
+// for zeros. Both outputs overwritten.
+template <class T> using RnnWeightGradsSig = void(int64_t total, int64_t G, int64_t B, int64_t I, int64_t H,
+                                                  bool reverse, const T* grad_gates, const T* x, const T* y,
+                                                  const T* h0, T* grad_w_ih, T* grad_w_hh);
 // One SGD step over n elements in place: d = (maximize ? -grad : grad) + weight_decay * p;
 // with momentum buf = first ? d : momentum * buf + (1 - dampening) * d, then d = nesterov ?
 // d + momentum * buf : buf; p -= lr * d. buf is null without momentum.
@@ -220,6 +228,7 @@ template <class T> using AdamStepSig = void(int64_t n, const AdamHyper& h, T* p,
   X(gru_sequence_backward, GruSequenceBackwardSig)       \
   X(rnn_sequence_forward, RnnSequenceForwardSig)         \
   X(rnn_sequence_backward, RnnSequenceBackwardSig)       \
+  X(rnn_weight_grads, RnnWeightGradsSig)                 \
   X(sgd_step, SgdStepSig)                                \
   X(adam_step, AdamStepSig)
 

@@ -358,6 +358,11 @@ def rnn_sequence_forward(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Elman RNN layer over a packed sequence, one direction; y (total, H) = x W_ih^T + b_ih + b_hh is overwritten with h. Returns (y, h_n)."""
 
+def rnn_weight_grads(
+    grad_gates: np.ndarray, x: np.ndarray, y: np.ndarray, h0: np.ndarray, reverse: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weight gradients of one RNN layer and direction over a padded batch: (grad_gates^T x, grad_gates^T h_prev), h_prev each row's previous state (h0, or y one step earlier; later when reverse), as one GEMM that reads grad_gates once."""
+
 def sgd_step(
     param: np.ndarray,
     grad: np.ndarray,

@@ -2,12 +2,12 @@
 csrc/bindings/ops_rnn.cpp): _C.{lstm,gru,rnn}_sequence_{forward,backward} against a float64
 NumPy oracle that runs each batch row's own sequence on its own (so it shares none of the packed
 walk's bookkeeping), on every ISA, float32 and float64, padded and variable-length batches,
-both directions."""
+both directions; and _C.rnn_weight_grads against float64 products."""
 import numpy as np
 import pytest
 
 from dlcore import _C
-from helpers import assert_close
+from helpers import assert_close, assert_close_reduction
 
 DTYPES = [np.float32, np.float64]
 GATES = {"lstm": 4, "gru": 3, "tanh": 1, "relu": 1}
@@ -298,6 +298,69 @@ def test_isas_and_thread_counts_agree(rng):
     for name, threads, out in results[1:]:
         for a, b in zip(out, ref):
             assert_close(a, b, atol=1e-4, rtol=1e-3, what=f"{name} x{threads} threads vs {results[0][0]}")
+
+
+# ---- weight gradients of a padded batch ----------------------------------------------------------
+
+@pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
+def threads(request):
+    previous = _C.get_num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(previous)
+
+
+# (T, B, I, H, G): I a whole number of 64- and 16-wide panels (one GEMM over [x | h_prev]) or
+# not (a GEMM per block); T = 1 (h_prev is h0 alone); deep enough for several depth blocks, and
+# rows past one row block (G = 384), as the 2-thread grid splits them.
+WEIGHT_GRAD_CASES = [(7, 5, 64, 20, 80), (4, 3, 13, 11, 44), (1, 4, 16, 8, 32), (6, 2, 128, 70, 280),
+                     (30, 20, 64, 96, 384), (3, 7, 1, 5, 15)]
+
+
+@pytest.mark.parametrize("h0_kind", ["random", "zeros"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("T,B,I,H,G", WEIGHT_GRAD_CASES)
+def test_weight_grads_match_float64_products(isa, threads, rng, T, B, I, H, G, reverse, dtype, h0_kind):
+    """(grad_gates^T x, grad_gates^T h_prev), h_prev each row's previous state: h0, or y one step
+    earlier (later when reverse)."""
+    total = T * B
+    d, x, y = (rng.standard_normal(shape).astype(dtype) for shape in ((total, G), (total, I), (total, H)))
+    h0 = rng.standard_normal((B, H)).astype(dtype) if h0_kind == "random" else np.zeros((B, H), dtype)
+    grad_w_ih, grad_w_hh = _C.rnn_weight_grads(d, x, y, h0, reverse)
+    h_prev = np.concatenate([y[B:], h0]) if reverse else np.concatenate([h0, y[:total - B]])  # (total, H)
+    d64 = d.astype(np.float64)
+    for got, b, name in ((grad_w_ih, x, "grad_w_ih"), (grad_w_hh, h_prev, "grad_w_hh")):
+        assert got.shape == (G, b.shape[1]) and got.dtype == dtype
+        b64 = b.astype(np.float64)
+        assert_close_reduction(got, d64.T @ b64, np.abs(d64).T @ np.abs(b64), total, dtype, what=name)
+
+
+def test_weight_grads_of_a_zero_state_step_are_exact_zeros(rng):
+    """One step from a zero h0: grad_w_hh is exactly zero (the zero rows add nothing, and NaN-free)."""
+    d, x = rng.standard_normal((6, 40)).astype(np.float32), rng.standard_normal((6, 64)).astype(np.float32)
+    y = np.full((6, 10), np.nan, np.float32)  # never read: one step has no previous outputs
+    grad_w_ih, grad_w_hh = _C.rnn_weight_grads(d, x, y, np.zeros((6, 10), np.float32))
+    np.testing.assert_array_equal(grad_w_hh, np.zeros((40, 10), np.float32))
+    assert np.all(np.isfinite(grad_w_ih))
+
+
+def test_weight_grads_bad_inputs_raise(rng):
+    d, x, y = (rng.standard_normal(s).astype(np.float32) for s in ((12, 8), (12, 3), (12, 2)))
+    h0 = np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"rnn_weight_grads: the rows of grad_gates, x and y \(12\) must be whole "
+                                         r"steps of the batch B = 5"):
+        _C.rnn_weight_grads(d, x, y, np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="rnn_weight_grads.*y"):
+        _C.rnn_weight_grads(d, x, y[:8], h0)
+    with pytest.raises(ValueError, match="rnn_weight_grads.*x"):
+        _C.rnn_weight_grads(d, x[:6], y, h0)
+    with pytest.raises(ValueError, match=r"rnn_weight_grads: y must have shape \(12, 3\), got \(12, 2\)"):
+        _C.rnn_weight_grads(d, x, y, np.zeros((4, 3), np.float32))  # H from h0
+    with pytest.raises(TypeError, match="rnn_weight_grads"):
+        _C.rnn_weight_grads(d, x.astype(np.float64), y, h0)
+    with pytest.raises(ValueError, match="rnn_weight_grads.*contiguous"):
+        _C.rnn_weight_grads(d, np.asfortranarray(x), y, h0)
 
 
 # ---- bad input ---------------------------------------------------------------------------------

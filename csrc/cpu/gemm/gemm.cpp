@@ -48,6 +48,10 @@
 //         uses for this K), each block as ceil(N / NR) panels (kc, NR); the panel of depth block
 //         pc and column tile jt starts at pc * N_pad + jt * kc * NR (N_pad = N rounded up to NR).
 //         gemm_packed runs the blocked loops and thread grid of gemm with pack_b skipped.
+// Column blocks (gemm_column_blocks, gemm_parts.h): the blocked loops can also read op(B) from,
+//         and write C to, side-by-side column blocks of separate matrices (each block of B in
+//         row pieces, or zeros), so one GEMM with op(A) packed once serves several products,
+//         e.g. an RNN layer's two weight gradients from d_gates (csrc/cpu/rnn/weight_grads.cpp).
 // Tested: tests/kernels/test_gemm_kernels.py (NumPy float64 oracle, K-scaled tolerance,
 //         integer-exact case, every size 1..70 in M, N, K, MR/NR +- 1 of every tile, all
 //         transposes, alpha/beta, leading dimensions past the width, broadcast batches, each ISA).
@@ -510,6 +514,71 @@ void pack_b_rows(const GemmArgs<T>& g, const T* B, int64_t p0, int64_t kc, int64
   }
 }
 
+// ---- column blocks (gemm_column_blocks) ---------------------------------------------------
+// op(B) and C as side-by-side column blocks of separate matrices (GemmColumnBlocks, gemm_parts.h).
+// The blocked loops below take them in place of one B and one C when every block but the last
+// is a whole number of NR-wide panels: a panel, and so a micro-kernel tile, then lies in one
+// block. op(A), usually the big operand, is packed once for all blocks.
+template <class T>
+struct ColumnBlockView {
+  const GemmColumnBlocks<T>& cb;
+  int64_t start[GemmColumnBlocks<T>::kMaxBlocks] = {};  // first column of each block
+
+  explicit ColumnBlockView(const GemmColumnBlocks<T>& blocks) : cb(blocks) {
+    for (int b = 1; b < cb.count; ++b) start[b] = start[b - 1] + cb.block[b - 1].cols;
+  }
+  int block_of(int64_t col) const {
+    int b = 0;
+    while (b + 1 < cb.count && col >= start[b + 1]) ++b;
+    return b;
+  }
+  // Row p of block b's op(B) from column 0, or null where its piece is zeros.
+  const T* row(int b, int64_t p) const {
+    const auto& blk = cb.block[b];
+    for (int i = 0; i < blk.pieces; ++i) {
+      if (p < blk.piece[i].rows) return blk.piece[i].B ? blk.piece[i].B + p * blk.piece[i].ldb : nullptr;
+      p -= blk.piece[i].rows;
+    }
+    return nullptr;
+  }
+  // The C tile whose first element is (i, col), and the row stride to write it with.
+  T* c_at(int64_t i, int64_t col, int64_t& ldc) const {
+    const int b = block_of(col);
+    ldc = cb.block[b].ldc;
+    return cb.block[b].C + i * ldc + (col - start[b]);
+  }
+};
+
+// pack_b's panels (ceil(nc / NR), kc, NR) of op(B)[p0 : p0+kc, j0 : j0+nc] read from the blocks,
+// zero past the last block's last column and in zero pieces; j0 is a multiple of NR. Depth-major
+// like pack_b_rows: each depth's columns of a block are one contiguous run (panel by panel, the
+// rows ldb apart had made the char-LSTM's weight gradient ~1 ms slower than packing a copy).
+template <class T>
+void pack_b_blocks(const ColumnBlockView<T>& v, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* __restrict Bp) {
+  constexpr int NR = Tile<T>::NR;
+  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line
+  const int first = v.block_of(j0), last = v.block_of(j0 + nc - 1);
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int b = first; b <= last; ++b) {
+      const int64_t begin = v.start[b], lo = std::max(j0, begin);  // columns [lo, hi) of the range in block b
+      const int64_t hi = std::min(j0 + nc, begin + v.cb.block[b].cols);
+      const T* src = v.row(b, p0 + p);  // (cols) from the block's column 0, or null: zeros
+      if (p + kPackPrefetchDepths < kc)
+        if (const T* ahead = v.row(b, p0 + p + kPackPrefetchDepths))
+          for (int64_t l = lo - begin; l < hi - begin; l += kLine) __builtin_prefetch(ahead + l, 0, 3);
+      for (int64_t j = lo; j < hi; j += NR) {
+        T* __restrict dst = Bp + (j - j0) * kc + p * NR;  // (NR): depth p of the panel at column j
+        const int64_t n = std::min<int64_t>(NR, hi - j);
+        if (src && n == NR) {
+          copy_panel_row<T, NR>(src + (j - begin), dst);
+          continue;
+        }
+        for (int64_t q = 0; q < NR; ++q) dst[q] = src && q < n ? src[j - begin + q] : T(0);
+      }
+    }
+  }
+}
+
 // C[m0 : m1, n0 : n1] in axpy form straight from op(A) and a B packed by gemm_pack_b: the
 // fallback of the pre-packed path when no memory is left for the A panels.
 template <class T>
@@ -553,9 +622,10 @@ int64_t panels_per_pack(const GemmArgs<T>& g, int64_t kc) {
 // The blocked loops over C[m0 : m1, n0 : n1] of one matrix, on the calling thread. B_packed,
 // when not null, is the whole op(B) packed by gemm_pack_b (B is then unused, n0 a multiple of
 // NR) and the B panels are read from it instead of being packed here.
+// blocks, when not null, replaces B and C (gemm_column_blocks; B_packed is then null).
 template <class T>
 void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0, int64_t m1,
-                  int64_t n0, int64_t n1, const T* B_packed) {
+                  int64_t n0, int64_t n1, const T* B_packed, const ColumnBlockView<T>* blocks = nullptr) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   constexpr int64_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
   if (m0 >= m1 || n0 >= n1) return;
@@ -566,21 +636,30 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
   bool strided_a = false;  // A read in place by the micro-kernel: no A panels
   if constexpr (Tile<T>::kernel_strided_a != nullptr)
     strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles && !a_in_place_conflicts(g);
+  // The C tile at (i, col) of the matrix, and its row stride.
+  const auto c_tile = [&](int64_t i, int64_t col, int64_t& ldc) {
+    if (blocks) return blocks->c_at(i, col, ldc);
+    ldc = g.ldc;
+    return C + i * g.ldc + col;
+  };
   // One micro-kernel call: rows [i, i + m) of op(A) from depth pc, packed at ap or in place.
-  const auto tile = [&](int64_t i, int64_t pc, int64_t kc, const T* ap, const T* bp, T* c, int64_t m, int64_t n,
+  const auto tile = [&](int64_t i, int64_t pc, int64_t kc, const T* ap, const T* bp, int64_t m, int64_t n,
                         T beta, bool last, int64_t col) {
+    int64_t ldc = 0;
+    T* c = c_tile(i, col, ldc);  // (m, n) tile, row stride ldc
     if constexpr (Tile<T>::kernel_strided_a != nullptr) {
       if (strided_a) {
-        Tile<T>::kernel_strided_a(kc, a_in_place(g, A, i, pc), bp, c, g.ldc, m, n, g.alpha, beta,
+        Tile<T>::kernel_strided_a(kc, a_in_place(g, A, i, pc), bp, c, ldc, m, n, g.alpha, beta,
                                   tile_bias(g, last, col), last && g.relu);
         return;
       }
     }
-    Tile<T>::kernel(kc, ap, bp, c, g.ldc, m, n, g.alpha, beta, tile_bias(g, last, col), last && g.relu);
+    Tile<T>::kernel(kc, ap, bp, c, ldc, m, n, g.alpha, beta, tile_bias(g, last, col), last && g.relu);
   };
   T* Ap = strided_a ? nullptr : scratch<T>(0, mc_max * kc_max);       // (MC / MR, KC, MR)
   T* Bp = B_packed ? nullptr : scratch<T>(1, nc_max * kc_max);        // (NC / NR, KC, NR)
   if ((!strided_a && !Ap) || (!B_packed && !Bp)) {  // no memory for the panels: still correct, just slower
+    if (blocks) throw std::bad_alloc();  // gemm_column_blocks catches it and runs block by block
     if (B_packed) {                 // nothing to fall back on but the packed panels themselves
       gemm_rows_packed_b(g, A, C, m0, m1, n0, n1, B_packed);
       return;
@@ -615,30 +694,35 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
         const int64_t group = B_packed ? nc : panels_per_pack(g, kc) * NR;  // columns packed at a time
         for (int64_t jg = 0; jg < nc; jg += group) {
           const int64_t ng = std::min<int64_t>(group, nc - jg);
-          if (!B_packed && g.trans_b) pack_b(g, B, pc, kc, jc + jg, ng, Bp);
-          if (!B_packed && !g.trans_b) pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
+          if (blocks)
+            pack_b_blocks(*blocks, pc, kc, jc + jg, ng, Bp);
+          else if (!B_packed && g.trans_b)
+            pack_b(g, B, pc, kc, jc + jg, ng, Bp);
+          else if (!B_packed)
+            pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
           for (int64_t jr = jg; jr < jg + ng; jr += NR) {
             const int64_t n = std::min<int64_t>(NR, jg + ng - jr);
             const T* bp = B_packed ? Bb + jr * kc : Bp + (jr - jg) * kc;  // (kc, NR)
             for (int64_t t = 0; t < row_tiles; ++t) {
               const int64_t r0 = balanced_row_start(rows, row_tiles, t);
               const int64_t m = balanced_row_start(rows, row_tiles, t + 1) - r0;
-              T* c = C + (m0 + r0) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
-              tile(m0 + r0, pc, kc, strided_a ? nullptr : Ap + t * kc * MR, bp, c, m, n, beta, last, jc + jr);
+              tile(m0 + r0, pc, kc, strided_a ? nullptr : Ap + t * kc * MR, bp, m, n, beta, last, jc + jr);
             }
           }
         }
         continue;
       }
-      if (!B_packed) pack_b(g, B, pc, kc, jc, nc, Bp);
+      if (blocks)
+        pack_b_blocks(*blocks, pc, kc, jc, nc, Bp);
+      else if (!B_packed)
+        pack_b(g, B, pc, kc, jc, nc, Bp);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         if (!strided_a) pack_a(g, A, ic, mc, pc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
-            T* c = C + (ic + ir) * g.ldc + jc + jr;  // (m, n) tile, row stride ldc
             const int64_t m = std::min<int64_t>(MR, mc - ir), n = std::min<int64_t>(NR, nc - jr);
-            tile(ic + ir, pc, kc, strided_a ? nullptr : Ap + ir * kc, Bb + jr * kc, c, m, n, beta, last, jc + jr);
+            tile(ic + ir, pc, kc, strided_a ? nullptr : Ap + ir * kc, Bb + jr * kc, m, n, beta, last, jc + jr);
           }
         }
       }
@@ -664,7 +748,7 @@ Path choose_path(const GemmArgs<T>& g) {
 // square (least packing per flop). B_packed (blocked path only): op(B) from gemm_pack_b.
 template <class T>
 void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, int tid, int nt,
-               const T* B_packed = nullptr) {
+               const T* B_packed = nullptr, const ColumnBlockView<T>* blocks = nullptr) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   if (path != Path::blocked) {
     const int64_t i0 = g.M * tid / nt, i1 = g.M * (tid + 1) / nt;
@@ -688,7 +772,7 @@ void gemm_part(const GemmArgs<T>& g, Path path, const T* A, const T* B, T* C, in
   const int tn = nt / tm, ti = tid / tn, tj = tid % tn;
   const int64_t m0 = std::min(g.M, m_tiles * ti / tm * MR), m1 = std::min(g.M, m_tiles * (ti + 1) / tm * MR);
   const int64_t n0 = std::min(g.N, n_tiles * tj / tn * NR), n1 = std::min(g.N, n_tiles * (tj + 1) / tn * NR);
-  gemm_blocked(g, A, B, C, m0, m1, n0, n1, B_packed);
+  gemm_blocked(g, A, B, C, m0, m1, n0, n1, B_packed, blocks);
 }
 
 // One GEMM (any batch) on the paths above, on the threads of the call.
@@ -875,6 +959,74 @@ void gemm_packed(const GemmArgs<T>& g, const T* Bp) {
   gemm_part(g, path, g.A, static_cast<const T*>(nullptr), g.C, omp_get_thread_num(), omp_get_num_threads(), Bp);
 }
 DLCORE_INSTANTIATE(gemm_packed, GemmPackedSig)
+
+template <class T>
+void gemm_column_blocks(const GemmArgs<T>& ga, const GemmColumnBlocks<T>& cb) {
+  GemmArgs<T> g;  // the whole GEMM: op(A) (M, K) times the blocks side by side (K, N)
+  g.trans_a = ga.trans_a;
+  g.M = ga.M;
+  g.K = ga.K;
+  g.A = ga.A;
+  g.lda = ga.lda;
+  bool panels_align = true;  // every block but the last a whole number of panels
+  for (int b = 0; b < cb.count; ++b) {
+    g.N += cb.block[b].cols;
+    panels_align = panels_align && (b + 1 == cb.count || cb.block[b].cols % Tile<T>::NR == 0);
+  }
+  if (g.M <= 0 || g.N <= 0) return;
+  if (g.K > 0 && panels_align && choose_path(g) == Path::blocked) {
+    const ColumnBlockView<T> view(cb);
+    const double work = static_cast<double>(g.M) * g.N * g.K;
+    const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    bool done = true;  // false: a thread found no memory for its panels
+    if (max_threads == 1 || work < kParallelWork) {
+      try {
+        gemm_part(g, Path::blocked, g.A, static_cast<const T*>(nullptr), static_cast<T*>(nullptr), 0, 1,
+                  static_cast<const T*>(nullptr), &view);
+      } catch (const std::bad_alloc&) {
+        done = false;
+      }
+    } else {
+#pragma omp parallel
+      {
+        try {
+          gemm_part(g, Path::blocked, g.A, static_cast<const T*>(nullptr), static_cast<T*>(nullptr),
+                    omp_get_thread_num(), omp_get_num_threads(), static_cast<const T*>(nullptr), &view);
+        } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+          done = false;
+        }
+      }
+    }
+    if (done) return;
+  }
+  // Otherwise block by block, each C_j summed over its pieces (the depths each piece holds),
+  // zero pieces skipped: op(A) is then read once per block.
+  for (int b = 0; b < cb.count; ++b) {
+    const auto& blk = cb.block[b];
+    GemmArgs<T> s = g;
+    s.N = blk.cols;
+    s.C = blk.C;
+    s.ldc = blk.ldc;
+    s.beta = T(0);  // the first nonzero piece writes C_j, the next adds to it
+    int64_t first_depth = 0;
+    for (int i = 0; i < blk.pieces; ++i) {
+      const auto& piece = blk.piece[i];
+      if (piece.B && piece.rows > 0) {
+        s.K = piece.rows;
+        s.A = g.trans_a ? g.A + first_depth * g.lda : g.A + first_depth;
+        s.B = piece.B;
+        s.ldb = piece.ldb;
+        gemm(s);
+        s.beta = T(1);
+      }
+      first_depth += piece.rows;
+    }
+    if (s.beta == T(0)) scale_c(g.M, blk.cols, T(0), blk.C, blk.ldc);  // only zero pieces: C_j = 0
+  }
+}
+template void gemm_column_blocks<float>(const GemmArgs<float>&, const GemmColumnBlocks<float>&);
+template void gemm_column_blocks<double>(const GemmArgs<double>&, const GemmColumnBlocks<double>&);
 
 template <class T>
 void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1) {

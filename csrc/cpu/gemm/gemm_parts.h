@@ -10,6 +10,40 @@
 
 namespace dlcore::cpu::DLCORE_ISA {
 
+// One GEMM's op(B) (K, N) and C (M, N) cut into column blocks that are separate matrices
+// (gemm_column_blocks): block j has `cols` columns; C_j (M, cols) has row stride ldc; op(B)_j
+// (K, cols) is row-major (B as is), its K rows given as consecutive pieces, piece i `rows` rows
+// of its own matrix B (row stride ldb), or zeros where B is null. An RNN layer's weight gradient
+// grad_gates^T [x | h_prev] has x as one block and h_prev as h0 above the outputs y shifted by
+// a step (csrc/cpu/rnn/weight_grads.cpp).
+template <class T>
+struct GemmColumnBlocks {
+  static constexpr int kMaxBlocks = 2, kMaxPieces = 2;
+  struct Piece {
+    int64_t rows = 0;
+    const T* B = nullptr;  // (rows, cols) row stride ldb, or null: zeros
+    int64_t ldb = 0;
+  };
+  struct Block {
+    int64_t cols = 0;
+    int pieces = 0;
+    Piece piece[kMaxPieces];
+    T* C = nullptr;  // (M, cols) row stride ldc
+    int64_t ldc = 0;
+  };
+  int count = 0;
+  Block block[kMaxBlocks];
+};
+
+// C_j := op(A) op(B)_j for every column block j of `blocks`, as one GEMM over the blocks side by
+// side: op(A) is packed once for all of them (g gives A, lda, trans_a, M and K, the rows of every
+// block's pieces; its other fields are ignored). Uses the calling thread's team like gemm. When
+// a block other than the last is not a whole number of NR-wide panels, or the shape takes
+// another path than the blocked loops, each block runs as its own GEMM(s) instead (op(A) then
+// read once per block). Each C_j is overwritten; it overlaps neither A nor any B.
+template <class T>
+void gemm_column_blocks(const GemmArgs<T>& g, const GemmColumnBlocks<T>& blocks);
+
 // Columns [n0, n1) of gemm_packed(g, Bp) (C[:, n0:n1] := alpha * op(A) * op(B)[:, n0:n1] +
 // beta * C[:, n0:n1], then the epilogue), on the calling thread only. n0 is a multiple of
 // GemmTile<T>::NR (a packed panel boundary); n1 is one too, or g.N.

@@ -67,24 +67,9 @@ def _recurrent_weight_grad(k, grad_h_side, ctx):
 
 
 def _inputs_beside_previous_states(ctx):
-    """[x | h_prev] (total, I + H), h_prev as gather_previous_states gives it. A padded batch on
-    the CPU is written straight into one array (x, then h0 and y shifted by a step), not
-    gathered and then concatenated: one copy of (total, H) fewer (the char-LSTM's 100x32x64x512
-    layer, fwd+bwd, alternating in one process: min 220.97 -> 219.34 ms on 1 thread, 120.16 ->
-    119.76 on 2; within the noise, but never more work)."""
-    x, y, h0, batch_sizes = ctx.x, ctx.y, ctx.h0, ctx.batch_sizes
-    B, inputs = h0.shape[0], x.shape[1]
-    if type(y) is not np.ndarray or not np.all(batch_sizes == B):
-        return concatenate([x, gather_previous_states(y, h0, batch_sizes, ctx.reverse)], 1)
-    xh = np.empty((x.shape[0], inputs + h0.shape[1]), dtype=x.dtype)
-    xh[:, :inputs] = x
-    if ctx.reverse:  # step t starts from step t + 1's h; the last step from h0
-        xh[:-B, inputs:] = y[B:]
-        xh[-B:, inputs:] = h0
-    else:
-        xh[:B, inputs:] = h0
-        xh[B:, inputs:] = y[:-B]
-    return xh
+    """[x | h_prev] (total, I + H), h_prev as gather_previous_states gives it (a packed batch of
+    varying lengths, or arrays on the GPU; a padded CPU batch takes _C.rnn_weight_grads instead)."""
+    return concatenate([ctx.x, gather_previous_states(ctx.y, ctx.h0, ctx.batch_sizes, ctx.reverse)], 1)
 
 
 def _data(t):
@@ -107,12 +92,20 @@ def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias
     if need.get("x"):
         out["x"] = Tensor(k.gemm(grad_x_side, ctx.w_ih))
     inputs, hidden = ctx.x.shape[1], ctx.h0.shape[1]
-    if need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side and min(inputs, hidden) < 128:
-        # One GEMM for both, d_gates^T [x | h_prev] (G*H, I + H), when one side is thinner than
-        # two column tiles: its own GEMM would spend too much on d_gates^T for them (100x32x64x512,
-        # 1 thread: 76-78 ms vs 79-84). Otherwise two GEMMs, which skip the concatenation and the
-        # copies of the two halves: 35x20x650x650 27.1 -> 24.4 ms and 50x32x128x256 7.6-8.4 ->
-        # 6.6-6.9 ms at 2 threads (at 1 thread the latter is a tie within noise, 13.1-14.9 ms).
+    both_weights = need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side
+    if both_weights and type(ctx.y) is np.ndarray and np.all(ctx.batch_sizes == ctx.h0.shape[0]):
+        # A padded batch on the CPU: one GEMM over [x | h_prev] read where they lie, d_gates packed
+        # once (_C.rnn_weight_grads). 1 thread, against two GEMMs: 50x32x128x256 12.4-12.6 ->
+        # 11.9 ms, 100x64x512x512 249-251 -> 245-248; the char-LSTM's 100x32x64x512 saves building
+        # [x | h_prev] and copying out the halves (below).
+        dw_ih, dw_hh = _C.rnn_weight_grads(grad_x_side, ctx.x, ctx.y, ctx.h0, ctx.reverse)
+        out["w_ih"], out["w_hh"] = Tensor(dw_ih), Tensor(dw_hh)
+    elif both_weights and min(inputs, hidden) < 128:
+        # Packed sequences and GPU arrays: one GEMM for both, d_gates^T [x | h_prev] (G*H, I + H),
+        # when one side is thinner than two column tiles: its own GEMM would spend too much on
+        # d_gates^T for them (100x32x64x512, 1 thread: 76-78 ms vs 79-84). Otherwise two GEMMs,
+        # which skip the concatenation and the copies of the two halves (measured on padded CPU
+        # batches: 35x20x650x650 27.1 -> 24.4 ms and 50x32x128x256 7.6-8.4 -> 6.6-6.9 ms at 2 threads).
         xh = _inputs_beside_previous_states(ctx)  # (total, I + H)
         both = k.gemm(grad_x_side, xh, None, True, False)
         out["w_ih"], out["w_hh"] = Tensor(contig(both[:, :inputs])), Tensor(contig(both[:, inputs:]))
