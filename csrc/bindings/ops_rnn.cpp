@@ -3,7 +3,9 @@
 //
 //   lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False) -> (y, c_all, h_n, c_n)
 //   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n,
-//                          need_grad_h0=True) -> (grad_gates, grad_h0 | None, grad_c0, grad_bias)
+//                          need_grad_h0=True, w_ih=None, grad_x_out=None)
+//                          -> (grad_gates, grad_h0 | None, grad_c0, grad_bias); with w_ih, also
+//                          grad_x_out (total, I) := grad_gates w_ih, made during the walk
 //   gru_sequence_forward(gates, w_hh, b_hh, h0, batch_sizes, reverse=False) -> (hidden, y, h_n)
 //   gru_sequence_backward(w_hh, h0, gates, hidden, y, batch_sizes, reverse, grad_y, grad_h_n,
 //                         need_grad_h0=True) -> (grad_gates_x, grad_gates_h, grad_h0 | None)
@@ -180,28 +182,47 @@ py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py
 py::tuple lstm_sequence_backward(const py::array& w_hh, const py::array& gates, const py::array& c_all,
                                  const py::array& c0, const py::array& batch_sizes, bool reverse,
                                  const std::optional<py::array>& grad_y, const std::optional<py::array>& grad_h_n,
-                                 const std::optional<py::array>& grad_c_n, bool need_grad_h0) {
+                                 const std::optional<py::array>& grad_c_n, bool need_grad_h0,
+                                 const std::optional<py::array>& w_ih, std::optional<py::array> grad_x_out) {
   const char* op = "lstm_sequence_backward";
   const FloatType ft = float_type(op, "w_hh", w_hh);
   const Geometry geo = check_geometry(op, 4, w_hh, c0, batch_sizes, reverse);
   const int64_t B = geo.shape.B, H = geo.shape.H;
   check_rows(op, "gates", gates, w_hh, geo.total, 4 * H);
   check_rows(op, "c_all", c_all, w_hh, geo.total, H);
+  if (w_ih.has_value() != grad_x_out.has_value())
+    value_error(op, ": w_ih and grad_x_out go together (grad_x_out := grad_gates w_ih); got only ",
+                w_ih ? "w_ih" : "grad_x_out");
+  int64_t I = 0;
+  if (w_ih) {
+    check_same_dtype(op, "w_hh", w_hh, "w_ih", *w_ih);
+    check_contiguous(op, "w_ih", *w_ih);
+    check_ndim(op, "w_ih", *w_ih, 2, "(4H, I)");
+    I = w_ih->shape(1);
+    check_shape(op, "w_ih", *w_ih, {4 * H, I});
+    check_rows(op, "grad_x_out", *grad_x_out, w_hh, geo.total, I);
+    check_writeable(op, "grad_x_out", *grad_x_out);
+    for (const py::array* in : {&w_hh, &gates, &c_all, &c0, &*w_ih})
+      if (overlaps(*grad_x_out, *in)) value_error(op, ": grad_x_out must not overlap an input");
+    for (const auto* in : {&grad_y, &grad_h_n, &grad_c_n})
+      if (*in && overlaps(*grad_x_out, **in)) value_error(op, ": grad_x_out must not overlap an input");
+  }
   return dispatch_float(ft, [&](auto tag) {
     using T = decltype(tag);
     const T* gy = optional_rows<T>(op, "grad_y", grad_y, w_hh, geo.total, H);
     const T* ghn = optional_rows<T>(op, "grad_h_n", grad_h_n, w_hh, B, H);
     const T* gcn = optional_rows<T>(op, "grad_c_n", grad_c_n, w_hh, B, H);
-    const PackedWeight w(w_hh, false, tag);
     py::array grad_gates = empty<T>({geo.total, 4 * H}), grad_h0 = empty<T>({B, H}), grad_c0 = empty<T>({B, H});
     py::array grad_bias = empty<T>({4 * H});
     RnnSequenceShape shape = geo.shape;
     shape.want_grad_h0 = need_grad_h0;
+    const T* wi = w_ih ? cdata<T>(*w_ih) : nullptr;
+    T* gx = grad_x_out ? mdata<T>(*grad_x_out) : nullptr;
     {
       py::gil_scoped_release release;
-      slot::lstm_sequence_backward<T>()(shape, w.get<T>(), cdata<T>(gates), cdata<T>(c_all), cdata<T>(c0), gy,
-                                        ghn, gcn, mdata<T>(grad_gates), mdata<T>(grad_h0), mdata<T>(grad_c0),
-                                        mdata<T>(grad_bias));
+      slot::lstm_sequence_backward<T>()(shape, cdata<T>(w_hh), wi, I, cdata<T>(gates), cdata<T>(c_all), cdata<T>(c0),
+                                        gy, ghn, gcn, mdata<T>(grad_gates), mdata<T>(grad_h0), mdata<T>(grad_c0),
+                                        mdata<T>(grad_bias), gx);
     }
     return py::make_tuple(grad_gates, need_grad_h0 ? py::object(grad_h0) : py::none(), grad_c0, grad_bias);
   });
@@ -365,9 +386,11 @@ void bind_rnn(py::module_& m) {
         "overwritten with the activated gates. Returns (y, c_all, h_n, c_n).");
   m.def("lstm_sequence_backward", &lstm_sequence_backward, arg("w_hh"), arg("gates"), arg("c_all"), arg("c0"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
-        arg("grad_c_n").none(true), arg("need_grad_h0") = true,
+        arg("grad_c_n").none(true), arg("need_grad_h0") = true, arg("w_ih") = py::none(),
+        arg("grad_x_out") = py::none(),
         "LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias (4H) = "
-        "grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0.");
+        "grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0. With w_ih "
+        "(4H, I), grad_x_out (total, I) := grad_gates w_ih too.");
   m.def("gru_sequence_forward", &gru_sequence_forward, arg("gates"), arg("w_hh"), arg("b_hh").none(true), arg("h0"),
         arg("batch_sizes"), arg("reverse") = false,
         "GRU layer over a packed sequence, one direction; gates (total, 3H) = x W_ih^T + b_ih is overwritten "

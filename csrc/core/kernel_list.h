@@ -135,8 +135,8 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // The GRU and Elman forward kernels read w_hh_t: the gate blocks W_g^T (H, H) of W_hh (G*H, H),
 // each packed by gemm_pack_b(trans_b = true) on its own and stored one after another
 // (gemm_packed_size(H, H) elements each); the LSTM forward reads W_hh (4H, H) unpacked and packs
-// it itself, in the layout of its ISA's step; backward kernels read w_hh: W_hh (G*H, H) as is,
-// packed whole (K = G*H, N = H).
+// it itself, in the layout of its ISA's step; the GRU and Elman backward kernels read w_hh: W_hh
+// (G*H, H) as is, packed whole (K = G*H, N = H); the LSTM backward packs W_hh itself.
 // LSTM forward. gates (total, 4H): in x W_ih^T + b_ih + b_hh; out the activated gates (i, f, g, o).
 // y, c_all (total, H): h and c of every step; h_n, c_n: each row's state after its last step.
 template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh,
@@ -145,12 +145,15 @@ template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s
 // LSTM backward through time.
 // From the forward's gates, c_all and c0 and the incoming gradients (each may be null = zero):
 // grad_gates (total, 4H) (w.r.t. the gates before activation), grad_h0, grad_c0, and grad_bias
-// (4H): grad_gates summed over its rows (the gradient of b_ih and of b_hh alike).
+// (4H): grad_gates summed over its rows (the gradient of b_ih and of b_hh alike). W_hh (4H, H) as
+// is (packed by the kernel, unlike the other backward kernels'). With grad_x (total, I) not null:
+// grad_x := grad_gates W_ih, W_ih (4H, I) as is.
 template <class T> using LstmSequenceBackwardSig = void(const RnnSequenceShape& s, const T* w_hh,
-                                                         const T* gates, const T* c_all, const T* c0,
-                                                         const T* grad_y, const T* grad_h_n,
-                                                         const T* grad_c_n, T* grad_gates,
-                                                         T* grad_h0, T* grad_c0, T* grad_bias);
+                                                         const T* w_ih, int64_t I, const T* gates,
+                                                         const T* c_all, const T* c0, const T* grad_y,
+                                                         const T* grad_h_n, const T* grad_c_n,
+                                                         T* grad_gates, T* grad_h0, T* grad_c0,
+                                                         T* grad_bias, T* grad_x);
 // GRU forward, gates (r, z, n). b_hh (3H) | null.
 // gates (total, 3H): in x W_ih^T + b_ih; out the activated r, z, n. hidden (total, 3H) :=
 // h_prev W_hh^T + b_hh of every step (its n third is needed by backward). y (total, H), h_n.

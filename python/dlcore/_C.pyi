@@ -291,9 +291,12 @@ def lstm_sequence_backward(
     grad_h_n: np.ndarray | None,
     grad_c_n: np.ndarray | None,
     need_grad_h0: bool = True,
+    w_ih: np.ndarray | None = None,
+    grad_x_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """LSTM backward through time. Returns (grad_gates, grad_h0, grad_c0, grad_bias), grad_bias
-    (4H) = grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0."""
+    (4H) = grad_gates summed over its rows; grad_h0 is None (and not computed) without need_grad_h0.
+    With w_ih (4H, I), grad_x_out (total, I) := grad_gates w_ih too."""
 
 def max_pool2d_backward(
     index: np.ndarray,

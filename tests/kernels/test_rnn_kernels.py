@@ -300,8 +300,6 @@ def test_isas_and_thread_counts_agree(rng):
             assert_close(a, b, atol=1e-4, rtol=1e-3, what=f"{name} x{threads} threads vs {results[0][0]}")
 
 
-# ---- weight gradients of a padded batch ----------------------------------------------------------
-
 @pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
 def threads(request):
     previous = _C.get_num_threads()
@@ -309,6 +307,61 @@ def threads(request):
     yield request.param
     _C.set_num_threads(previous)
 
+
+# ---- the LSTM backward's grad_x ------------------------------------------------------------------
+
+# (lengths, H, I): H on the panel width of every ISA (grad_x in the walk: a batch split by rows,
+# or by units on 2 threads) or off it (one GEMM after the walk), batch 1 (the serpentine carry).
+GRAD_X_CASES = [([5] * 4, 64, 64), ([7, 5, 5, 2, 1], 64, 13), ([3] * 14, 128, 64), ([6, 4, 4, 1], 17, 5),
+                ([9], 64, 70), ([2, 2], 16, 130)]
+
+
+@pytest.mark.parametrize("need_grad_h0", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths,H,I", GRAD_X_CASES)
+def test_lstm_backward_grad_x(isa, threads, rng, lengths, H, I, reverse, dtype, need_grad_h0):
+    """grad_x_out := grad_gates w_ih, and the other outputs bit for bit as without w_ih."""
+    pre_x, h0, c0, w_hh, _, gy, ghn, gcn = (a.astype(dtype) for a in random_problem(rng, "lstm", lengths, H))
+    w_ih = rng.standard_normal((4 * H, I)).astype(dtype)
+    bs, _ = packed_rows(lengths)
+    gates = pre_x.copy()
+    _, c_all, _, _ = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs, reverse)
+    plain = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn, need_grad_h0)
+    grad_x = np.full((sum(lengths), I), np.nan, dtype)
+    fused = _C.lstm_sequence_backward(w_hh, gates, c_all, c0, bs, reverse, gy, ghn, gcn, need_grad_h0,
+                                      w_ih=w_ih, grad_x_out=grad_x)
+    for a, b in zip(fused, plain):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    d64, w64 = plain[0].astype(np.float64), w_ih.astype(np.float64)
+    assert_close_reduction(grad_x, d64 @ w64, np.abs(d64) @ np.abs(w64), 4 * H, dtype, what="grad_x")
+
+
+def test_lstm_backward_grad_x_bad_inputs_raise(rng):
+    H, I = 4, 3
+    bs = np.array([2, 2], np.int64)
+    w = rng.standard_normal((4 * H, H)).astype(np.float32)
+    h0 = np.zeros((2, H), np.float32)
+    gates = rng.standard_normal((4, 4 * H)).astype(np.float32)
+    _, c_all, _, _ = _C.lstm_sequence_forward(gates, w, h0, h0, bs)
+    w_ih, out = rng.standard_normal((4 * H, I)).astype(np.float32), np.empty((4, I), np.float32)
+
+    def call(**kw):
+        return _C.lstm_sequence_backward(w, gates, c_all, h0, bs, False, None, None, None, **kw)
+
+    with pytest.raises(ValueError, match="lstm_sequence_backward: w_ih and grad_x_out go together.*got only w_ih"):
+        call(w_ih=w_ih)
+    with pytest.raises(ValueError, match=r"lstm_sequence_backward: w_ih must have shape \(16, 3\), got \(15, 3\)"):
+        call(w_ih=w_ih[:15], grad_x_out=out)
+    with pytest.raises(ValueError, match="lstm_sequence_backward: grad_x_out"):
+        call(w_ih=w_ih, grad_x_out=out[:3])
+    with pytest.raises(ValueError, match="grad_x_out must not overlap an input"):
+        call(w_ih=w_ih, grad_x_out=w_ih[:4])
+    with pytest.raises(TypeError, match="lstm_sequence_backward"):
+        call(w_ih=w_ih.astype(np.float64), grad_x_out=out)
+
+
+# ---- weight gradients of a padded batch ----------------------------------------------------------
 
 # (T, B, I, H, G): I a whole number of 64- and 16-wide panels (one GEMM over [x | h_prev]) or
 # not (a GEMM per block); T = 1 (h_prev is h0 alone); deep enough for several depth blocks, and

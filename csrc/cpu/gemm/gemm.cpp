@@ -622,7 +622,8 @@ int64_t panels_per_pack(const GemmArgs<T>& g, int64_t kc) {
 // The blocked loops over C[m0 : m1, n0 : n1] of one matrix, on the calling thread. B_packed,
 // when not null, is the whole op(B) packed by gemm_pack_b (B is then unused, n0 a multiple of
 // NR) and the B panels are read from it instead of being packed here.
-// blocks, when not null, replaces B and C (gemm_column_blocks; B_packed is then null).
+// blocks, when not null, replaces C, and B too unless B_packed is given (gemm_column_blocks,
+// gemm_packed_columns).
 template <class T>
 void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0, int64_t m1,
                   int64_t n0, int64_t n1, const T* B_packed, const ColumnBlockView<T>* blocks = nullptr) {
@@ -694,12 +695,14 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
         const int64_t group = B_packed ? nc : panels_per_pack(g, kc) * NR;  // columns packed at a time
         for (int64_t jg = 0; jg < nc; jg += group) {
           const int64_t ng = std::min<int64_t>(group, nc - jg);
-          if (blocks)
-            pack_b_blocks(*blocks, pc, kc, jc + jg, ng, Bp);
-          else if (!B_packed && g.trans_b)
-            pack_b(g, B, pc, kc, jc + jg, ng, Bp);
-          else if (!B_packed)
-            pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
+          if (!B_packed) {  // else its panels are read in place
+            if (blocks)
+              pack_b_blocks(*blocks, pc, kc, jc + jg, ng, Bp);
+            else if (g.trans_b)
+              pack_b(g, B, pc, kc, jc + jg, ng, Bp);
+            else
+              pack_b_rows(g, B, pc, kc, jc + jg, ng, Bp);
+          }
           for (int64_t jr = jg; jr < jg + ng; jr += NR) {
             const int64_t n = std::min<int64_t>(NR, jg + ng - jr);
             const T* bp = B_packed ? Bb + jr * kc : Bp + (jr - jg) * kc;  // (kc, NR)
@@ -712,7 +715,7 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
         }
         continue;
       }
-      if (blocks)
+      if (blocks && !B_packed)
         pack_b_blocks(*blocks, pc, kc, jc, nc, Bp);
       else if (!B_packed)
         pack_b(g, B, pc, kc, jc, nc, Bp);
@@ -1029,8 +1032,42 @@ template void gemm_column_blocks<float>(const GemmArgs<float>&, const GemmColumn
 template void gemm_column_blocks<double>(const GemmArgs<double>&, const GemmColumnBlocks<double>&);
 
 template <class T>
-void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1) {
+void gemm_pack_b_column_blocks(const GemmColumnBlocks<T>& blocks, int64_t K, T* Bp) {
+  constexpr int64_t NR = Tile<T>::NR;
+  int64_t N = 0;
+  for (int b = 0; b < blocks.count; ++b) N += blocks.block[b].cols;
+  if (K <= 0 || N <= 0) return;
+  const ColumnBlockView<T> view(blocks);
+  const int64_t kc_max = depth_block<T>(K), n_pad = padded_cols<T>(N);
+  const int64_t depth_blocks = (K + kc_max - 1) / kc_max, col_tiles = n_pad / NR;
+  const bool threads = static_cast<double>(K) * N >= kParallelWork && !omp_in_parallel();
+#pragma omp parallel for collapse(2) schedule(static) if (threads)
+  for (int64_t db = 0; db < depth_blocks; ++db) {
+    for (int64_t jt = 0; jt < col_tiles; ++jt) {
+      const int64_t pc = db * kc_max, kc = std::min(kc_max, K - pc);
+      pack_b_blocks(view, pc, kc, jt * NR, std::min(NR, N - jt * NR), Bp + pc * n_pad + jt * kc * NR);
+    }
+  }
+}
+template void gemm_pack_b_column_blocks<float>(const GemmColumnBlocks<float>&, int64_t, float*);
+template void gemm_pack_b_column_blocks<double>(const GemmColumnBlocks<double>&, int64_t, double*);
+
+template <class T>
+void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1,
+                         const GemmColumnBlocks<T>* c_blocks) {
   if (g.M <= 0 || n0 >= n1) return;
+  if (c_blocks) {
+    const ColumnBlockView<T> view(*c_blocks);
+    if (g.K == 0) {  // C := beta * C on these columns, block by block (no epilogue with blocks)
+      for (int b = 0; b < c_blocks->count; ++b) {
+        const int64_t lo = std::max(n0, view.start[b]), hi = std::min(n1, view.start[b] + c_blocks->block[b].cols);
+        if (lo < hi) scale_c(g.M, hi - lo, g.beta, c_blocks->block[b].C + (lo - view.start[b]), c_blocks->block[b].ldc);
+      }
+      return;
+    }
+    gemm_blocked(g, g.A, static_cast<const T*>(nullptr), static_cast<T*>(nullptr), 0, g.M, n0, n1, Bp, &view);
+    return;
+  }
   if (g.K == 0) {  // C := beta * C, then the epilogue, on these columns
     scale_c(g.M, n1 - n0, g.beta, g.C + n0, g.ldc);
     if (has_epilogue(g)) epilogue(g, g.M, n1 - n0, n0, g.C + n0, g.ldc);
@@ -1038,7 +1075,9 @@ void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t 
   }
   gemm_blocked(g, g.A, static_cast<const T*>(nullptr), g.C, 0, g.M, n0, n1, Bp);
 }
-template void gemm_packed_columns<float>(const GemmArgs<float>&, const float*, int64_t, int64_t);
-template void gemm_packed_columns<double>(const GemmArgs<double>&, const double*, int64_t, int64_t);
+template void gemm_packed_columns<float>(const GemmArgs<float>&, const float*, int64_t, int64_t,
+                                         const GemmColumnBlocks<float>*);
+template void gemm_packed_columns<double>(const GemmArgs<double>&, const double*, int64_t, int64_t,
+                                          const GemmColumnBlocks<double>*);
 
 }  // namespace dlcore::cpu::DLCORE_ISA

@@ -44,10 +44,19 @@ struct GemmColumnBlocks {
 template <class T>
 void gemm_column_blocks(const GemmArgs<T>& g, const GemmColumnBlocks<T>& blocks);
 
+// Bp (gemm_packed_size(K, N) elements, N the blocks' columns together) := the blocks' op(B)
+// side by side, packed as gemm_pack_b packs one (K, N) matrix; every block but the last must be
+// a whole number of GemmTile<T>::NR-wide panels. The blocks' C fields are not used.
+template <class T>
+void gemm_pack_b_column_blocks(const GemmColumnBlocks<T>& blocks, int64_t K, T* Bp);
+
 // Columns [n0, n1) of gemm_packed(g, Bp) (C[:, n0:n1] := alpha * op(A) * op(B)[:, n0:n1] +
 // beta * C[:, n0:n1], then the epilogue), on the calling thread only. n0 is a multiple of
-// GemmTile<T>::NR (a packed panel boundary); n1 is one too, or g.N.
+// GemmTile<T>::NR (a packed panel boundary); n1 is one too, or g.N. With c_blocks, C is written
+// to their column blocks (their C and ldc; g.C unused; pieces ignored) instead, each block but
+// the last a whole number of panels.
 template <class T>
-void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1);
+void gemm_packed_columns(const GemmArgs<T>& g, const T* Bp, int64_t n0, int64_t n1,
+                         const GemmColumnBlocks<T>* c_blocks = nullptr);
 
 }  // namespace dlcore::cpu::DLCORE_ISA

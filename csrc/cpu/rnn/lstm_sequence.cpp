@@ -20,7 +20,8 @@
 // all row-major contiguous. Forward reads W_hh (4H, H) as is and packs it once per call: per
 // gate W_g^T (H, H) by gemm_pack_b, or, in the AVX-512 float copy, for the fused step of
 // lstm_fused_avx512.cpp (cells in the GEMM tile's epilogue; a 50x32x128x256 recurrence 9.9 ->
-// 8.8 ms at 1 thread, min of 55). Backward reads W_hh (4H, H) packed whole. Threads (csrc/cpu/rnn/sequence_walk.h) own batch
+// 8.8 ms at 1 thread, min of 55). Backward packs W_hh (4H, H) whole, with W_ih beside it when it
+// also makes grad_x (see lstm_sequence_backward). Threads (csrc/cpu/rnn/sequence_walk.h) own batch
 // rows, or hidden units when the batch is small; a thread's GEMM and cells of one step run
 // back to back on its own part, so the gates it just computed are still in its cache.
 // Preconditions (csrc/bindings/ops_rnn.cpp): the shape's own (kernel_args.h); sizes agree.
@@ -128,10 +129,34 @@ void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* h0
 DLCORE_INSTANTIATE(lstm_sequence_forward, LstmSequenceForwardSig)
 
 template <class T>
-void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* gates, const T* c_all,
-                            const T* c0, const T* grad_y, const T* grad_h_n, const T* grad_c_n,
-                            T* grad_gates, T* grad_h0, T* grad_c0, T* grad_bias) {
+void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* w_ih, int64_t I, const T* gates,
+                            const T* c_all, const T* c0, const T* grad_y, const T* grad_h_n, const T* grad_c_n,
+                            T* grad_gates, T* grad_h0, T* grad_c0, T* grad_bias, T* grad_x) {
   const int64_t H = s.H, G = 4 * H;
+  // W_hh (4H, H) packed whole for the carry GEMM, with W_ih (4H, I) packed beside it when grad_x
+  // is wanted and H fills whole panels: each step's GEMM then also makes that step's grad_x rows
+  // (d_gates W_ih) while d_gates is in cache, instead of a GEMM over all of grad_gates after
+  // the walk, which reads it back from memory (26 MB for the char-LSTM's 100x32x64x512). In a
+  // training step, 1 thread, backward + that GEMM -> backward: 100x32x64x512 64.7 + 8.4 -> 72.4
+  // ms, 50x32x128x256 9.2-9.5 + 4.3-4.4 -> 13.0; on 2 threads 33.5 + 4.7 -> 38.0 (the packed
+  // [W_hh | W_ih], 4.7 MB, streams from L3 into both cores every step) and 4.8 + 2.1 -> 6.8-7.7.
+  const bool x_in_walk = grad_x && I > 0 && H % GemmTile<T>::NR == 0;
+  const int64_t width = H + (x_in_walk ? I : 0);
+  const auto packed = aligned_buffer<T>(gemm_packed_size<T>(G, width));
+  if (x_in_walk) {
+    GemmColumnBlocks<T> both;
+    both.count = 2;
+    both.block[0].cols = H;
+    both.block[0].pieces = 1;
+    both.block[0].piece[0] = {G, w_hh, H};
+    both.block[1].cols = I;
+    both.block[1].pieces = 1;
+    both.block[1].piece[0] = {G, w_ih, I};
+    gemm_pack_b_column_blocks(both, G, packed.get());
+  } else {
+    gemm_pack_b<T>(false, G, H, w_hh, H, packed.get());
+  }
+  const rnn::ExtraColumns<T> x_columns{x_in_walk ? I : 0, grad_x};
   rnn::init_carry(s.B, H, grad_h_n, grad_h0);  // the carries end as grad_h0, grad_c0
   rnn::init_carry(s.B, H, grad_c_n, grad_c0);
   // The bias gradient: each thread's column sums of its rows (all G columns, zero where another
@@ -155,10 +180,24 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* g
       add_gate_grads(H, j0, j1, dgt + r * G, sums);
     });
   };
-  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry_h := d_gates W_hh
-    rnn::carry_gemm<T>(st, part, H, 4, grad_gates + st.off * G, w_hh, T(0), s.want_grad_h0, grad_h0);
+  auto step_gemm = [&](const rnn::Step& st, const rnn::Part& part) {  // carry_h := d_gates W_hh (grad_x too)
+    rnn::carry_gemm<T>(st, part, H, 4, grad_gates + st.off * G, packed.get(), T(0), s.want_grad_h0, grad_h0,
+                       x_columns);
   };
   rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 4, step_cells, step_gemm);
+  if (grad_x && I > 0 && !x_in_walk) {  // grad_x (total, I) := grad_gates (total, 4H) W_ih (4H, I)
+    GemmArgs<T> g;
+    g.M = rnn::total_rows(s);
+    g.N = I;
+    g.K = G;
+    g.A = grad_gates;
+    g.lda = G;
+    g.B = w_ih;
+    g.ldb = I;
+    g.C = grad_x;
+    g.ldc = I;
+    gemm<T>(g);
+  }
   for (int64_t j = 0; j < G; ++j) {
     T sum = T(0);
     for (int u = 0; u < threads; ++u) sum += partial.get()[u * G + j];

@@ -195,9 +195,19 @@ void gates_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
   }
 }
 
+// Columns of a packed B past its H units: an LSTM's W_ih (G*H, I) packed beside W_hh, whose
+// product with a step's d_gates is that step's grad_x rows, made while d_gates is still in cache.
+template <class T>
+struct ExtraColumns {
+  int64_t cols = 0;   // 0: none
+  T* out = nullptr;   // (total, cols): the step's rows from st.off on
+};
+
 // carry[rows, units [u0, u1)] := d_gates[rows] (rows, G*H) W_hh[:, u0:u1] + beta * carry, with
 // W_hh (G*H, H) packed whole; carry (B, H). Without want_init_rows, the rows that start from
-// the initial state here (their carry would be final: grad_h0) are skipped.
+// the initial state here (their carry would be final: grad_h0) are skipped. With extra columns
+// (packed after W_hh's H, H a whole number of panels), the part that owns the last units also
+// writes out[rows] := d_gates[rows] W_extra (+ beta * out), for every row of the part.
 // With at most kSerpentineRows rows the GEMM is a stream through W_hh, whose packed panels
 // are then walked one column tile at a time, backwards on odd steps: each step starts on the
 // panels the last one read most recently, still in L2 (the same order every step lets LRU evict
@@ -207,30 +217,45 @@ constexpr int64_t kSerpentineRows = 2;
 
 template <class T>
 void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T* d_gates, const T* w_hh,
-                T beta, bool want_init_rows, T* carry) {
-  const int64_t r0 = part.row_lo(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
-  const int64_t r1 = want_init_rows ? part.row_hi(st) : std::min(part.row_hi(st), st.carried);
-  if (r0 >= r1 || u0 >= u1) return;
+                T beta, bool want_init_rows, T* carry, const ExtraColumns<T>& extra = {}) {
+  const int64_t r0 = part.row_lo(st), r_all = part.row_hi(st), u0 = part.unit_lo(), u1 = part.unit_hi(H);
+  const int64_t r1 = want_init_rows ? r_all : std::min(r_all, st.carried);
+  const bool extra_here = extra.cols > 0 && u0 < H && u1 == H;
   GemmArgs<T> a;
-  a.M = r1 - r0;
-  a.N = H;
+  a.N = H + extra.cols;
   a.K = gates * H;
   a.beta = beta;
-  a.A = d_gates + r0 * gates * H;
   a.lda = gates * H;
-  a.C = carry + r0 * H;
   a.ldc = H;
-  if (r1 - r0 > kSerpentineRows) {
-    gemm_packed_columns<T>(a, w_hh, u0, u1);
-    return;
-  }
-  constexpr int64_t NR = GemmTile<T>::NR;
-  const int64_t tiles = (u1 - u0 + NR - 1) / NR;
-  for (int64_t n = 0; n < tiles; ++n) {
-    const int64_t tile = st.t % 2 == 1 ? tiles - 1 - n : n;
-    const int64_t c0 = u0 + tile * NR;
-    gemm_packed_columns<T>(a, w_hh, c0, std::min(u1, c0 + NR));
-  }
+  GemmColumnBlocks<T> out;  // carry, then the extra columns' rows
+  out.count = 2;
+  out.block[0].cols = H;
+  out.block[0].ldc = H;
+  out.block[1].cols = extra.cols;
+  out.block[1].ldc = extra.cols;
+  // Rows [ra, rb) of the step, columns [n0, n1).
+  const auto rows_times_columns = [&](int64_t ra, int64_t rb, int64_t n0, int64_t n1) {
+    if (ra >= rb || n0 >= n1) return;
+    a.M = rb - ra;
+    a.A = d_gates + ra * gates * H;
+    a.C = carry + ra * H;
+    out.block[0].C = a.C;
+    out.block[1].C = extra.out + (st.off + ra) * extra.cols;
+    const GemmColumnBlocks<T>* blocks = extra.cols > 0 ? &out : nullptr;
+    if (rb - ra > kSerpentineRows) {
+      gemm_packed_columns<T>(a, w_hh, n0, n1, blocks);
+      return;
+    }
+    constexpr int64_t NR = GemmTile<T>::NR;
+    const int64_t tiles = (n1 - n0 + NR - 1) / NR;
+    for (int64_t n = 0; n < tiles; ++n) {
+      const int64_t tile = st.t % 2 == 1 ? tiles - 1 - n : n;
+      const int64_t c0 = n0 + tile * NR;
+      gemm_packed_columns<T>(a, w_hh, c0, std::min(n1, c0 + NR), blocks);
+    }
+  };
+  rows_times_columns(r0, r1, u0, extra_here ? H + extra.cols : u1);
+  if (extra_here) rows_times_columns(std::max(r0, r1), r_all, H, H + extra.cols);  // rows without a carry
 }
 
 // cells(r, u0, u1) for each row of this step in the part, on the part's units.

@@ -81,16 +81,16 @@ def _needs_grad_h0(ctx):
     return bool(dict(zip(ctx.names, ctx.needs_input_grad)).get("h0"))
 
 
-def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias=None):
+def _input_grads(ctx, grad_x_side, grad_h_side, grad_h0, grad_c0=None, grad_bias=None, grad_x=None):
     """(dx, dh0[, dc0], dw_ih, dw_hh, db_ih, db_hh), each only where needed. grad_x_side /
     grad_h_side: gradients w.r.t. x W_ih^T + b_ih and h_prev W_hh^T + b_hh (total, G*H).
     grad_bias: their column sums (G*H) where the two sides are one array and the kernel summed
-    it already, else None."""
+    it already, else None. grad_x: dx where the recurrence kernel made it already, else None."""
     need = dict(zip(ctx.names, ctx.needs_input_grad))
     out = {"x": None, "h0": None, "c0": None, "w_ih": None, "w_hh": None, "b_ih": None, "b_hh": None}
     k = lib(grad_x_side)
     if need.get("x"):
-        out["x"] = Tensor(k.gemm(grad_x_side, ctx.w_ih))
+        out["x"] = Tensor(grad_x if grad_x is not None else k.gemm(grad_x_side, ctx.w_ih))
     inputs, hidden = ctx.x.shape[1], ctx.h0.shape[1]
     both_weights = need.get("w_ih") and need.get("w_hh") and grad_h_side is grad_x_side
     if both_weights and type(ctx.y) is np.ndarray and np.all(ctx.batch_sizes == ctx.h0.shape[0]):
@@ -162,10 +162,17 @@ class LstmLayer(Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_h_n, grad_c_n):
+        # On the CPU the kernel also makes dx = grad_gates W_ih, step by step while each step's
+        # grad_gates is in cache, instead of a GEMM that reads all of it back (lstm_sequence.cpp).
+        grad_x = None
+        extra = {}
+        if type(ctx.w_hh) is np.ndarray and dict(zip(ctx.names, ctx.needs_input_grad)).get("x"):
+            grad_x = np.empty((ctx.x.shape[0], ctx.w_ih.shape[1]), dtype=ctx.w_hh.dtype)
+            extra = {"w_ih": ctx.w_ih, "grad_x_out": grad_x}
         grad_gates, grad_h0, grad_c0, grad_bias = lib(ctx.w_hh).lstm_sequence_backward(
             ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
-            _data(grad_y), _data(grad_h_n), _data(grad_c_n), need_grad_h0=_needs_grad_h0(ctx))
-        return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0, grad_bias)
+            _data(grad_y), _data(grad_h_n), _data(grad_c_n), need_grad_h0=_needs_grad_h0(ctx), **extra)
+        return _input_grads(ctx, grad_gates, grad_gates, grad_h0, grad_c0, grad_bias, grad_x)
 
 
 class GruLayer(Function):
