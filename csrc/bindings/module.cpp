@@ -1,13 +1,17 @@
 // dlcore._C: build information, ISA selection, threads, CUDA status, and the op bindings
 // (one bind_<family>() per csrc/bindings/ops_<family>.cpp).
 #include <omp.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "bindings/checks.h"
 #include "core/cpu_features.h"
 #include "core/host_cache.h"
 #include "core/registry.h"
@@ -82,6 +86,19 @@ PYBIND11_MODULE(_C, m) {
   }, "The host cache's counters (csrc/core/host_cache.h).");
   m.def("host_cache_release", &dlcore::host_cache::release_all,
         "Frees every cached host block; returns the bytes freed.");
+  m.def(
+      "host_empty",
+      [](const std::vector<int64_t>& shape, const py::object& dtype_like) -> py::array {
+        const py::dtype dtype = py::dtype::from_args(dtype_like);
+        for (int64_t d : shape)
+          if (d < 0) throw py::value_error("host_empty: dimensions must be >= 0, got " + std::to_string(d));
+        if (dtype.equal(py::dtype::of<float>())) return dlcore::bind::empty<float>(shape);
+        if (dtype.equal(py::dtype::of<double>())) return dlcore::bind::empty<double>(shape);
+        throw py::type_error("host_empty: dtype must be float32 or float64, got " + py::str(dtype).cast<std::string>());
+      },
+      py::arg("shape"), py::arg("dtype"),
+      "An uninitialised C-contiguous float32/float64 array whose memory, from 64 KiB on, comes from the host "
+      "cache (for large buffers the Python layer hands to kernels).");
 
   dlcore::bind::bind_elementwise(m);
   dlcore::bind::bind_reduce(m);

@@ -1,7 +1,8 @@
 // Bindings for the recurrences over a packed sequence (csrc/cpu/rnn/): LSTM, GRU and Elman RNN,
 // forward and backward through time, one layer and direction per call.
 //
-//   lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False) -> (y, c_all, h_n, c_n)
+//   lstm_sequence_forward(gates, w_hh, h0, c0, batch_sizes, reverse=False, x=None, w_ih=None, bias=None)
+//                         -> (y, c_all, h_n, c_n); with x, gates is output only
 //   lstm_sequence_backward(w_hh, gates, c_all, c0, batch_sizes, reverse, grad_y, grad_h_n, grad_c_n,
 //                          need_grad_h0=True, w_ih=None, grad_x_out=None)
 //                          -> (grad_gates, grad_h0 | None, grad_c0, grad_bias); with w_ih, also
@@ -156,7 +157,8 @@ RnnActivation activation_arg(const char* op, const std::string& nonlinearity) {
 // ---- LSTM ------------------------------------------------------------------------------------
 
 py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py::array& h0, const py::array& c0,
-                                const py::array& batch_sizes, bool reverse) {
+                                const py::array& batch_sizes, bool reverse, const std::optional<py::array>& x,
+                                const std::optional<py::array>& w_ih, const std::optional<py::array>& bias) {
   const char* op = "lstm_sequence_forward";
   const FloatType ft = float_type(op, "w_hh", w_hh);
   const Geometry geo = check_geometry(op, 4, w_hh, h0, batch_sizes, reverse);
@@ -164,16 +166,38 @@ py::tuple lstm_sequence_forward(py::array gates, const py::array& w_hh, const py
   check_rows(op, "gates", gates, w_hh, geo.total, 4 * H);
   check_writeable(op, "gates", gates);
   check_rows(op, "c0", c0, w_hh, B, H);
+  if (x.has_value() != w_ih.has_value() || (bias && !x))
+    value_error(op, ": x and w_ih go together (gates := x w_ih^T + bias is then made here), and bias needs them");
+  int64_t I = 0;
+  if (x) {
+    check_same_dtype(op, "w_hh", w_hh, "x", *x);
+    check_contiguous(op, "x", *x);
+    check_ndim(op, "x", *x, 2, "(total, I)");
+    I = x->shape(1);
+    check_rows(op, "x", *x, w_hh, geo.total, I);
+    check_rows(op, "w_ih", *w_ih, w_hh, 4 * H, I);
+    if (bias) {
+      check_same_dtype(op, "w_hh", w_hh, "bias", *bias);
+      check_contiguous(op, "bias", *bias);
+      check_shape(op, "bias", *bias, {4 * H});
+    }
+    for (const py::array* in : {&w_hh, &h0, &c0, &*x, &*w_ih})
+      if (overlaps(gates, *in)) value_error(op, ": gates must not overlap an input (it is written)");
+    if (bias && overlaps(gates, *bias)) value_error(op, ": gates must not overlap an input (it is written)");
+  }
   return dispatch_float(ft, [&](auto tag) {
     using T = decltype(tag);
     py::array y = empty<T>({geo.total, H}), c_all = empty<T>({geo.total, H});
     py::array h_n = empty<T>({B, H}), c_n = empty<T>({B, H});
     RnnSequenceShape shape = geo.shape;
     shape.h0_zero = all_zero<T>(h0);
+    const T* xd = x ? cdata<T>(*x) : nullptr;
+    const T* wi = w_ih ? cdata<T>(*w_ih) : nullptr;
+    const T* bd = bias ? cdata<T>(*bias) : nullptr;
     {
       py::gil_scoped_release release;
-      slot::lstm_sequence_forward<T>()(shape, cdata<T>(w_hh), cdata<T>(h0), cdata<T>(c0), mdata<T>(gates),
-                                       mdata<T>(y), mdata<T>(c_all), mdata<T>(h_n), mdata<T>(c_n));
+      slot::lstm_sequence_forward<T>()(shape, cdata<T>(w_hh), xd, I, wi, bd, cdata<T>(h0), cdata<T>(c0),
+                                       mdata<T>(gates), mdata<T>(y), mdata<T>(c_all), mdata<T>(h_n), mdata<T>(c_n));
     }
     return py::make_tuple(y, c_all, h_n, c_n);
   });
@@ -381,9 +405,11 @@ py::tuple rnn_weight_grads(const py::array& grad_gates, const py::array& x, cons
 
 void bind_rnn(py::module_& m) {
   m.def("lstm_sequence_forward", &lstm_sequence_forward, arg("gates"), arg("w_hh"), arg("h0"), arg("c0"),
-        arg("batch_sizes"), arg("reverse") = false,
+        arg("batch_sizes"), arg("reverse") = false, arg("x") = py::none(), arg("w_ih") = py::none(),
+        arg("bias") = py::none(),
         "LSTM layer over a packed sequence, one direction; gates (total, 4H) = x W_ih^T + b_ih + b_hh is "
-        "overwritten with the activated gates. Returns (y, c_all, h_n, c_n).");
+        "overwritten with the activated gates. Given x (total, I) and w_ih (4H, I) (and bias (4H)), the kernel "
+        "makes that projection itself and gates is only written. Returns (y, c_all, h_n, c_n).");
   m.def("lstm_sequence_backward", &lstm_sequence_backward, arg("w_hh"), arg("gates"), arg("c_all"), arg("c0"),
         arg("batch_sizes"), arg("reverse"), arg("grad_y").none(true), arg("grad_h_n").none(true),
         arg("grad_c_n").none(true), arg("need_grad_h0") = true, arg("w_ih") = py::none(),

@@ -137,11 +137,14 @@ template <class T> using LstmCellBackwardSig = void(int64_t B, int64_t H, const 
 // (gemm_packed_size(H, H) elements each); the LSTM forward reads W_hh (4H, H) unpacked and packs
 // it itself, in the layout of its ISA's step; the GRU and Elman backward kernels read w_hh: W_hh
 // (G*H, H) as is, packed whole (K = G*H, N = H); the LSTM backward packs W_hh itself.
-// LSTM forward. gates (total, 4H): in x W_ih^T + b_ih + b_hh; out the activated gates (i, f, g, o).
-// y, c_all (total, H): h and c of every step; h_n, c_n: each row's state after its last step.
+// LSTM forward. gates (total, 4H): in x W_ih^T + b_ih + b_hh, or, when x is not null, only out
+// (the kernel then makes x (total, I) W_ih^T (W_ih (4H, I)) + bias (4H, or null) itself); out the
+// activated gates (i, f, g, o). y, c_all (total, H): h and c of every step; h_n, c_n: each row's
+// state after its last step.
 template <class T> using LstmSequenceForwardSig = void(const RnnSequenceShape& s, const T* w_hh,
-                                                        const T* h0, const T* c0, T* gates, T* y,
-                                                        T* c_all, T* h_n, T* c_n);
+                                                        const T* x, int64_t I, const T* w_ih,
+                                                        const T* bias, const T* h0, const T* c0,
+                                                        T* gates, T* y, T* c_all, T* h_n, T* c_n);
 // LSTM backward through time.
 // From the forward's gates, c_all and c0 and the incoming gradients (each may be null = zero):
 // grad_gates (total, 4H) (w.r.t. the gates before activation), grad_h0, grad_c0, and grad_bias

@@ -251,6 +251,9 @@ def gru_sequence_forward(
 def host_cache_release() -> int:
     """Frees every cached host block; returns the bytes freed."""
 
+def host_empty(shape: Sequence[int], dtype: np.dtype | type | str) -> np.ndarray:
+    """An uninitialised C-contiguous float32/float64 array whose memory, from 64 KiB on, comes from the host cache (for large buffers the Python layer hands to kernels)."""
+
 def host_cache_stats() -> dict[str, int]:
     """The host cache's counters (csrc/core/host_cache.h)."""
 
@@ -277,8 +280,11 @@ def lstm_sequence_forward(
     c0: np.ndarray,
     batch_sizes: np.ndarray,
     reverse: bool = False,
+    x: np.ndarray | None = None,
+    w_ih: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """LSTM layer over a packed sequence, one direction; gates (total, 4H) = x W_ih^T + b_ih + b_hh is overwritten with the activated gates. Returns (y, c_all, h_n, c_n)."""
+    """LSTM layer over a packed sequence, one direction; gates (total, 4H) = x W_ih^T + b_ih + b_hh is overwritten with the activated gates. Given x (total, I) and w_ih (4H, I) (and bias (4H)), the kernel makes that projection itself and gates is only written. Returns (y, c_all, h_n, c_n)."""
 
 def lstm_sequence_backward(
     w_hh: np.ndarray,

@@ -308,6 +308,64 @@ def threads(request):
     _C.set_num_threads(previous)
 
 
+# ---- the LSTM forward's input projection ------------------------------------------------------
+
+# (lengths, H, I): from 32 rows the AVX-512 float tile makes the projection itself (ragged, I off
+# the 16-unit block, a unit tail), fewer rows take one GEMM first; batch 1 reads W_hh in place.
+PROJECTION_CASES = [([3] * 32, 64, 64), ([4] * 20 + [2] * 14, 40, 13), ([2] * 33, 17, 70), ([5] * 4, 64, 64),
+                    ([7, 5, 5, 2, 1], 40, 13), ([3], 37, 20), ([12], 40, 3)]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("h0_kind", ["random", "zeros"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths,H,I", PROJECTION_CASES)
+def test_lstm_forward_makes_the_input_projection(isa, threads, rng, lengths, H, I, reverse, dtype, h0_kind, bias):
+    """Given x, w_ih and bias, the forward equals the one fed x w_ih^T + bias (float64 products),
+    and writes every element of gates."""
+    pre_x, h0, c0, w_hh, _, _, _, _ = (a.astype(dtype) for a in random_problem(rng, "lstm", lengths, H))
+    if h0_kind == "zeros":
+        h0 = np.zeros_like(h0)
+    x = rng.standard_normal((sum(lengths), I)).astype(dtype)
+    w_ih = (rng.standard_normal((4 * H, I)) / np.sqrt(I)).astype(dtype)
+    b = rng.standard_normal(4 * H).astype(dtype) if bias else None
+    bs, _ = packed_rows(lengths)
+    pre = (x.astype(np.float64) @ w_ih.astype(np.float64).T + (b if bias else 0.0)).astype(dtype)
+    fed = pre.copy()
+    want = _C.lstm_sequence_forward(fed, w_hh, h0, c0, bs, reverse)
+    made = np.full_like(pre, np.nan)
+    got = _C.lstm_sequence_forward(made, w_hh, h0, c0, bs, reverse, x, w_ih, b)
+    atol, rtol = tol(dtype, max(lengths))
+    assert_close(made, fed, atol=atol, rtol=rtol, what="activated gates")
+    for name, a, w in zip(("y", "c_all", "h_n", "c_n"), got, want):
+        assert_close(a, w, atol=atol, rtol=rtol, what=name)
+
+
+def test_lstm_forward_projection_bad_inputs_raise(rng):
+    H, I = 4, 3
+    bs = np.array([2, 2], np.int64)
+    w = rng.standard_normal((4 * H, H)).astype(np.float32)
+    h0 = np.zeros((2, H), np.float32)
+    gates = np.empty((4, 4 * H), np.float32)
+    x, w_ih = rng.standard_normal((4, I)).astype(np.float32), rng.standard_normal((4 * H, I)).astype(np.float32)
+    with pytest.raises(ValueError, match="lstm_sequence_forward: x and w_ih go together"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, x)
+    with pytest.raises(ValueError, match="lstm_sequence_forward: x and w_ih go together.*bias needs them"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, None, None, np.zeros(4 * H, np.float32))
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: w_ih must have shape \(16, 3\)"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, x, w_ih[:, :2].copy())
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: x must have shape \(4, 3\)"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, x[:3], w_ih)
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: bias must have shape \(16,\), got \(15,\)"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, x, w_ih, np.zeros(15, np.float32))
+    with pytest.raises(TypeError, match="lstm_sequence_forward"):
+        _C.lstm_sequence_forward(gates, w, h0, h0, bs, False, x.astype(np.float64), w_ih)
+    with pytest.raises(ValueError, match="gates must not overlap an input"):
+        big = rng.standard_normal((4, 4 * H)).astype(np.float32)
+        _C.lstm_sequence_forward(big, w, h0, h0, bs, False, big.reshape(-1)[:4 * I].reshape(4, I), w_ih)
+
+
 # ---- the LSTM backward's grad_x ------------------------------------------------------------------
 
 # (lengths, H, I): H on the panel width of every ISA (grad_x in the walk: a batch split by rows,

@@ -15,8 +15,9 @@
 namespace dlcore::cpu::DLCORE_ISA::rnn {
 
 #if defined(__AVX512F__)
-void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* h0, const float* c0,
-                                 float* gates, float* y, float* c_all, float* h_n, float* c_n);
+void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* x, int64_t I,
+                                 const float* w_ih, const float* bias, const float* h0, const float* c0, float* gates,
+                                 float* y, float* c_all, float* h_n, float* c_n);
 #endif
 
 }  // namespace dlcore::cpu::DLCORE_ISA::rnn

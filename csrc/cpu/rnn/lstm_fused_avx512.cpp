@@ -11,17 +11,23 @@
 // pre-activations are still in registers: add the input projection, activate, c and h, store.
 // h_prev is read in place (broadcasts from up to 6 rows), so nothing is packed per step.
 // A batch of one over a few steps skips the pack and reads W_hh as is (in_place_tile below).
+// Given x and W_ih (and from kInputInTileMinRows rows), the tile also makes the input
+// projection: W_ih is packed above W_hh in the same panels, x's I depths run first and the
+// accumulators start from the bias, so no pre-activation array is written and read back.
 //
-// Packed W_hh (lstm_fused_pack): ceil(H / 16) panels (H, 64), panel b row k =
+// Packed [W_ih | W_hh] (lstm_fused_pack): ceil(H / 16) panels (I + H, 64), panel b row k =
 //   [W_i^T[k, u..u+16), W_f^T[k, u..u+16), W_g^T[k, u..u+16), W_o^T[k, u..u+16)], u = 16 b,
-// with W_g^T[k, j] = W_hh[g H + j, k] and units past H zero. 64-byte aligned (H * 256 bytes
-// per panel).
+// with W_g^T[k, j] = W_ih[g H + j, k] for k < I, W_hh[g H + j, k - I] after, and units past H
+// zero (I = 0 when the projection is not made here). 64-byte aligned ((I + H) * 256 bytes per
+// panel).
 // Tile: rows r0..r0+ROWS (ROWS <= 6) x one unit block; per depth k 4 aligned loads of the
-// panel row and ROWS broadcasts of h_prev[r][k]; 24 accumulators + 4 + 1 of the 32 zmm.
+// panel row and ROWS broadcasts of x[r][k] or h_prev[r][k - I]; 24 accumulators + 4 + 1 of the
+// 32 zmm.
 // Loop order per step and thread: unit blocks outer (the panel, H * 256 bytes, is reused by
 // every row tile from L1/L2), row tiles inner (h_prev of all rows stays in L1/L2).
 // Tested: tests/kernels/test_rnn_kernels.py (isa avx512, float32: the float64 oracle, tails of
-// units and rows, variable lengths, both directions, 1 and 2 threads). Timed: bench/bench_rnn.py.
+// units and rows, variable lengths, both directions, 1 and 2 threads; the projection made here
+// against the one precomputed). Timed: bench/bench_rnn.py.
 // GCC 12 starts several AVX-512 intrinsics from _mm*_undefined_*() and warns at each use (bug
 // 105593, see pool_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -57,39 +63,57 @@ constexpr int64_t kPrefetchDepths = 128;
 // H = 256: 1 step 39.8 -> 13.9, 8 steps 115.7 -> 85.2; H = 512: 1 step 161 -> 61, 8 steps 473
 // -> 460, 16 steps 831 -> 897 (2 threads, 8 steps: 244-259 -> 234-236).
 constexpr int64_t kInPlaceMaxSteps = 8;
+// Batch rows from which the tile makes the input projection too (x W_ih^T as I more depths of
+// its panel) instead of reading it from one GEMM over all steps: the panel then streams I more
+// depth rows every step, which pays only with enough rows per panel. Projection + recurrence,
+// 1 / 2 threads, ms, GEMM first -> in the tile: 50x32x128x256 12.68 -> 12.45 / 7.06-7.09 ->
+// 6.39-6.60; 100x64x512x512 246.4 -> 240.0 / 124.6 -> 121.4; the char-LSTM's 100x32x64x512 70.6-
+// 72.5 -> 69.0 / 35.4-36.3 -> 35.2-36.1; but 35x20x650x650 47.0 -> 47.8 / 23.7 -> 24.4 and
+// 100x1x128x256 1.45 -> 1.72 / 0.78 -> 0.88.
+constexpr int64_t kInputInTileMinRows = 32;
 
-// The packed panels of W_hh (4H, H), see the file comment. Panels are independent: threads
-// pack whole ones.
-void lstm_fused_pack(int64_t H, const float* w_hh, float* wp) {
-  const int64_t blocks = (H + kUnits - 1) / kUnits;
-#pragma omp parallel for schedule(static) if (4 * H * H >= (1 << 18) && !omp_in_parallel())
+// The packed panels of [W_ih | W_hh] (4H, I + H), see the file comment (I = 0: W_hh alone).
+// Panels are independent: threads pack whole ones.
+void lstm_fused_pack(int64_t H, int64_t I, const float* w_ih, const float* w_hh, float* wp) {
+  const int64_t blocks = (H + kUnits - 1) / kUnits, depth = I + H;
+#pragma omp parallel for schedule(static) if (4 * H * depth >= (1 << 18) && !omp_in_parallel())
   for (int64_t b = 0; b < blocks; ++b) {
-    float* panel = wp + b * H * kWidth;  // (H, 64)
+    float* panel = wp + b * depth * kWidth;  // (I + H, 64)
     const int64_t u0 = b * kUnits, units = std::min<int64_t>(kUnits, H - u0);
     // Each gate's 16 unit rows (H depths, W_hh rows H apart) turned into H depth rows of 16
     // units by 16 x 16 register transposes, zero past H (load_transposed). Element by element
     // the pack had cost about 1 ms more per call at H = 650 (a one-step 20 x 650 call, min of
     // 55, three alternating runs: 1.72-3.44 -> 1.26-1.47 ms), 4-6 % of a 35x20x650x650 forward.
-    for (int g = 0; g < 4; ++g)
-      load_transposed(w_hh + (g * H + u0) * H, H, units, panel + g * kUnits, kWidth, H);
+    for (int g = 0; g < 4; ++g) {
+      if (I > 0) load_transposed(w_ih + (g * H + u0) * I, I, units, panel + g * kUnits, kWidth, I);
+      load_transposed(w_hh + (g * H + u0) * H, H, units, panel + I * kWidth + g * kUnits, kWidth, H);
+    }
   }
 }
 
 // Where the rows of one tile read and write, each a pointer to the row's start.
 struct TileRows {
+  const float* x[kMaxRows];       // (I): the row's input, when the tile makes the projection
   const float* h_prev[kMaxRows];  // (H): the state the row's step starts from
   const float* c_prev[kMaxRows];  // (H)
-  float* gates[kMaxRows];         // (4H): in the input projection, out the activated gates
+  float* gates[kMaxRows];         // (4H): in the input projection (unless x), out the activated gates
   float* c[kMaxRows];             // (H)
   float* h[kMaxRows];             // (H)
 };
 
+// The input side of a step: the projection precomputed in gates (I = 0), or x (I) W_ih^T + bias
+// made by the tile from I more depths of its panel.
+struct InputSide {
+  int64_t I = 0;
+  const float* bias = nullptr;  // (4H) or null
+};
+
 // The cells of ROWS rows x the 16 units [u, u + 16) (the first `valid` of them) from their
 // four gates' h_prev W_hh^T sums acc[i][q], in registers: add the input projection (in
-// rows.gates), activate, c and h, store.
+// rows.gates, where add_gates), activate, c and h, store.
 template <int ROWS>
 [[gnu::always_inline]] inline void cells_epilogue(__m512 (&acc)[ROWS][4], int64_t H, int64_t u, __mmask16 valid,
-                                                  const TileRows& rows) {
+                                                  const TileRows& rows, bool add_gates) {
   // Epilogue in two passes, each made of independent chains (rows x gates, then rows), so the
   // core overlaps their exp / divide latencies; done row after row (gates, c, tanh(c), h) the
   // chains ran back to back. tanh(x) = 2 sigmoid(2x) - 1 gives one formula for all four gates
@@ -103,7 +127,7 @@ template <int ROWS>
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       float* g = rows.gates[i] + q * H + u;  // gate q of units u.. of row i
-      const __m512 x = _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g));
+      const __m512 x = add_gates ? _mm512_add_ps(acc[i][q], _mm512_maskz_loadu_ps(valid, g)) : acc[i][q];
       if (q == 2)  // g is a tanh, the others sigmoids
         acc[i][q] = _mm512_fmsub_ps(two, zmm::sigmoid(_mm512_add_ps(x, x)), one);
       else
@@ -122,21 +146,23 @@ template <int ROWS>
 }
 
 // One tile: ROWS rows x the 16 units [u, u + 16) of the panel (the first `units` of them
-// valid), K = H deep, then the cells of those units. zero_h_prev: every row's h_prev is zeros
-// (h0 of a layer without initial state), so only the cells run.
+// valid), K = I + H deep (x's I depths first, when in.I > 0), then the cells of those units.
+// zero_h_prev: every row's h_prev is zeros (h0 of a layer without initial state), so its H
+// depths are skipped.
 template <int ROWS>
 void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 valid, const TileRows& rows,
-                bool zero_h_prev) {
+                bool zero_h_prev, const InputSide& in) {
   __m512 acc[ROWS][4];
-#pragma GCC unroll 8
-  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
-  const float* a[ROWS];
+  for (int v = 0; v < 4; ++v) {
+    const __m512 start = in.bias ? _mm512_maskz_loadu_ps(valid, in.bias + v * H + u) : _mm512_setzero_ps();
 #pragma GCC unroll 8
-  for (int i = 0; i < ROWS; ++i) a[i] = rows.h_prev[i];
-  const auto depths = [&](int64_t k0, int64_t k1) {  // acc += h_prev[:, k0:k1] panel[k0:k1]
-    const float* w = panel + k0 * kWidth;
+    for (int i = 0; i < ROWS; ++i) acc[i][v] = start;
+  }
+  const float* a[ROWS];
+  // acc += a[:, k0:k1] w[k0:k1], w the panel rows of those depths
+  const auto depths = [&](const float* __restrict w, int64_t k0, int64_t k1) {
+    w += k0 * kWidth;
     for (int64_t k = k0; k < k1; ++k, w += kWidth) {
       __m512 b[4];
 #pragma GCC unroll 4
@@ -149,11 +175,19 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
       }
     }
   };
+  if (in.I > 0) {
+#pragma GCC unroll 8
+    for (int i = 0; i < ROWS; ++i) a[i] = rows.x[i];
+    depths(panel, 0, in.I);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) a[i] = rows.h_prev[i];
+  const float* w_h = panel + in.I * kWidth;  // W_hh's H depth rows
   // The epilogue's operands are fetched into L1 kPrefetchDepths depths before the end: the
   // input projection was written long before (in L3 or memory by now), c and h are new lines,
   // and earlier the panel streaming through L1 would evict them again.
   const int64_t k_fetch = zero_h_prev ? 0 : std::max<int64_t>(0, H - kPrefetchDepths);
-  depths(0, k_fetch);
+  if (!zero_h_prev) depths(w_h, 0, k_fetch);
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i) {
 #pragma GCC unroll 4
@@ -162,8 +196,8 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
     _mm_prefetch(reinterpret_cast<const char*>(rows.c[i] + u), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(rows.h[i] + u), _MM_HINT_T0);
   }
-  if (!zero_h_prev) depths(k_fetch, H);
-  cells_epilogue<ROWS>(acc, H, u, valid, rows);
+  if (!zero_h_prev) depths(w_h, k_fetch, H);
+  cells_epilogue<ROWS>(acc, H, u, valid, rows, in.I == 0);
 }
 
 // ---- one row per step: W_hh read in place -------------------------------------------------
@@ -182,7 +216,7 @@ void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t u
   if (zero_h_prev) {
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[0][q] = _mm512_setzero_ps();
-    cells_epilogue<1>(acc, H, u, valid, rows);
+    cells_epilogue<1>(acc, H, u, valid, rows, true);
     return;
   }
 #pragma GCC unroll 4
@@ -196,21 +230,26 @@ void in_place_tile(int64_t H, const float* __restrict w_hh, int64_t u, int64_t u
     }
     acc[0][q] = dot_rows16(w_hh + (q * H + u) * H, H, units, H, rows.h_prev[0]);  // gate q's 16 rows
   }
-  cells_epilogue<1>(acc, H, u, valid, rows);
+  cells_epilogue<1>(acc, H, u, valid, rows, true);
 }
 
-using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&, bool);
+using TileFn = void(int64_t, const float*, int64_t, __mmask16, const TileRows&, bool, const InputSide&);
 constexpr TileFn* kTiles[kMaxRows + 1] = {nullptr,          &fused_tile<1>, &fused_tile<2>, &fused_tile<3>,
                                           &fused_tile<4>, &fused_tile<5>, &fused_tile<6>};
 
 }  // namespace
 
-void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* h0, const float* c0,
-                                 float* gates, float* y, float* c_all, float* h_n, float* c_n) {
+void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, const float* x, int64_t I,
+                                 const float* w_ih, const float* bias, const float* h0, const float* c0, float* gates,
+                                 float* y, float* c_all, float* h_n, float* c_n) {
   const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
+  const bool input_in_tile = x && s.B >= kInputInTileMinRows;
+  if (x && !input_in_tile) input_projection(s, G, x, I, w_ih, bias, gates);
+  const InputSide in{input_in_tile ? I : 0, input_in_tile ? bias : nullptr};
   const bool in_place = s.B == 1 && s.T <= kInPlaceMaxSteps;  // W_hh read as is (in_place_tile)
-  const auto packed = aligned_buffer<float>(in_place ? 0 : blocks * H * kWidth);
-  if (!in_place) lstm_fused_pack(H, w_hh, packed.get());
+  const int64_t depth = in.I + H;                               // rows of a packed panel
+  const auto packed = aligned_buffer<float>(in_place ? 0 : blocks * depth * kWidth);
+  if (!in_place) lstm_fused_pack(H, in.I, w_ih, w_hh, packed.get());
   const float* wp = packed.get();
   auto step = [&](const Step& st, const Part& part) {
     const int64_t r_lo = part.row_lo(st), r_hi = part.row_hi(st);
@@ -235,7 +274,7 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
         rows.gates[0] = gates + st.off * G;
         rows.c[0] = c_all + st.off * H;
         rows.h[0] = y + st.off * H;
-        in_place_tile(H, w_hh, u, units, valid, rows, !carried && s.h0_zero);
+        in_place_tile(H, w_hh, u, units, valid, rows, !carried && s.h0_zero);  // batch 1: gates hold the projection
         continue;
       }
       // Balanced row tiles: 32 rows run as 6, 6, 5, 5, 5, 5 rather than 6 x 5 + 2. A tile
@@ -248,13 +287,14 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
         for (int i = 0; i < n; ++i) {
           const int64_t r = r0 + i;
           const bool carried = r < st.carried;
+          rows.x[i] = in.I > 0 ? x + (st.off + r) * in.I : nullptr;
           rows.h_prev[i] = carried ? y + (st.prev_off + r) * H : h0 + r * H;
           rows.c_prev[i] = carried ? c_all + (st.prev_off + r) * H : c0 + r * H;
           rows.gates[i] = gates + (st.off + r) * G;
           rows.c[i] = c_all + (st.off + r) * H;
           rows.h[i] = y + (st.off + r) * H;
         }
-        kTiles[n](H, wp + b * H * kWidth, u, valid, rows, s.h0_zero && r0 >= st.carried);
+        kTiles[n](H, wp + b * depth * kWidth, u, valid, rows, s.h0_zero && r0 >= st.carried, in);
         r0 += n;
       }
     }

@@ -97,15 +97,16 @@ inline void add_gate_grads(int64_t H, int64_t j0, int64_t j1, const T* __restric
 }  // namespace
 
 template <class T>
-void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* h0, const T* c0, T* gates, T* y,
-                           T* c_all, T* h_n, T* c_n) {
+void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* x, int64_t I, const T* w_ih,
+                           const T* bias, const T* h0, const T* c0, T* gates, T* y, T* c_all, T* h_n, T* c_n) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {  // the cells in the GEMM tile (lstm_fused_avx512.cpp)
-    rnn::lstm_sequence_forward_fused(s, w_hh, h0, c0, gates, y, c_all, h_n, c_n);
+    rnn::lstm_sequence_forward_fused(s, w_hh, x, I, w_ih, bias, h0, c0, gates, y, c_all, h_n, c_n);
     return;
   }
 #endif
   const int64_t H = s.H, G = 4 * H, gate_size = gemm_packed_size<T>(H, H);
+  if (x) rnn::input_projection(s, G, x, I, w_ih, bias, gates);
   // Each gate's W_g^T (H, H) packed on its own (threads owning units read whole panels of each).
   const auto packed = aligned_buffer<T>(4 * gate_size);
   for (int g = 0; g < 4; ++g) gemm_pack_b<T>(true, H, H, w_hh + g * H * H, H, packed.get() + g * gate_size);

@@ -258,6 +258,26 @@ void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
   if (extra_here) rows_times_columns(std::max(r0, r1), r_all, H, H + extra.cols);  // rows without a carry
 }
 
+// gates (total, G) := x (total, I) W_ih^T (W_ih (G, I)) + bias (G, or null): the input side of
+// every step as one GEMM (for the recurrences that do not make it in their own tiles).
+template <class T>
+void input_projection(const RnnSequenceShape& s, int64_t G, const T* x, int64_t I, const T* w_ih, const T* bias,
+                      T* gates) {
+  GemmArgs<T> g;
+  g.trans_b = true;
+  g.M = total_rows(s);
+  g.N = G;
+  g.K = I;
+  g.A = x;
+  g.lda = I;
+  g.B = w_ih;
+  g.ldb = I;
+  g.C = gates;
+  g.ldc = G;
+  g.bias = bias;
+  gemm<T>(g);
+}
+
 // cells(r, u0, u1) for each row of this step in the part, on the part's units.
 template <class F>
 void part_cells(const Step& st, const Part& part, int64_t H, const F& cells) {

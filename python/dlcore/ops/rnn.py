@@ -153,8 +153,13 @@ class LstmLayer(Function):
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
         xa, h0a, c0a, w_ih_a, w_hh_a = _data(x), _data(h0), _data(c0), _data(w_ih), _data(w_hh)
         bias = _bias_sum(b_ih, b_hh)  # (4H)
-        gates = _projection(xa, w_ih_a, bias)  # (total, 4H)
-        y, c_all, h_n, c_n = lib(gates).lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse)
+        if type(xa) is np.ndarray:  # the kernel makes the projection too (in its tile, on AVX-512)
+            gates = _C.host_empty((xa.shape[0], w_hh_a.shape[0]), xa.dtype)  # (total, 4H), written
+            y, c_all, h_n, c_n = _C.lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse,
+                                                          xa, w_ih_a, bias)
+        else:
+            gates = _projection(xa, w_ih_a, bias)  # (total, 4H)
+            y, c_all, h_n, c_n = lib(gates).lstm_sequence_forward(gates, w_hh_a, h0a, c0a, batch_sizes, reverse)
         _save_common(ctx, ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"), xa, h0a, w_ih_a, w_hh_a,
                      batch_sizes, reverse)
         ctx.c0, ctx.gates, ctx.c_all, ctx.y = c0a, gates, c_all, y
@@ -167,7 +172,7 @@ class LstmLayer(Function):
         grad_x = None
         extra = {}
         if type(ctx.w_hh) is np.ndarray and dict(zip(ctx.names, ctx.needs_input_grad)).get("x"):
-            grad_x = np.empty((ctx.x.shape[0], ctx.w_ih.shape[1]), dtype=ctx.w_hh.dtype)
+            grad_x = _C.host_empty((ctx.x.shape[0], ctx.w_ih.shape[1]), ctx.w_hh.dtype)
             extra = {"w_ih": ctx.w_ih, "grad_x_out": grad_x}
         grad_gates, grad_h0, grad_c0, grad_bias = lib(ctx.w_hh).lstm_sequence_backward(
             ctx.w_hh, ctx.gates, ctx.c_all, ctx.c0, ctx.batch_sizes, ctx.reverse,
