@@ -368,10 +368,10 @@ def test_lstm_forward_projection_bad_inputs_raise(rng):
 
 # ---- the LSTM backward's grad_x ------------------------------------------------------------------
 
-# (lengths, H, I): H on the panel width of every ISA (grad_x in the walk: a batch split by rows,
-# or by units on 2 threads) or off it (one GEMM after the walk), batch 1 (the serpentine carry).
-GRAD_X_CASES = [([5] * 4, 64, 64), ([7, 5, 5, 2, 1], 64, 13), ([3] * 14, 128, 64), ([6, 4, 4, 1], 17, 5),
-                ([9], 64, 70), ([2, 2], 16, 130)]
+# (lengths, H, I): from 32 rows, H on the panel width of every ISA and I <= H / 2, grad_x in the
+# walk (ragged down to 2-row steps: the serpentine carry); otherwise one GEMM after the walk.
+GRAD_X_CASES = [([3] * 32, 64, 16), ([5] * 2 + [3] * 31, 128, 64), ([4] * 20 + [2] * 14, 64, 32),
+                ([5] * 4, 64, 64), ([7, 5, 5, 2, 1], 64, 13), ([6, 4, 4, 1], 17, 5), ([9], 64, 70), ([2, 2], 16, 130)]
 
 
 @pytest.mark.parametrize("need_grad_h0", [True, False])

@@ -94,6 +94,9 @@ inline void add_gate_grads(int64_t H, int64_t j0, int64_t j1, const T* __restric
     for (int64_t j = q * H + j0; j < q * H + j1; ++j) sums[j] += grad_gates[j];
 }
 
+// Batch rows from which the backward's carry GEMM also makes grad_x (see lstm_sequence_backward).
+constexpr int64_t kGradXInWalkMinRows = 32;
+
 }  // namespace
 
 template <class T>
@@ -135,13 +138,15 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* w
                             T* grad_gates, T* grad_h0, T* grad_c0, T* grad_bias, T* grad_x) {
   const int64_t H = s.H, G = 4 * H;
   // W_hh (4H, H) packed whole for the carry GEMM, with W_ih (4H, I) packed beside it when grad_x
-  // is wanted and H fills whole panels: each step's GEMM then also makes that step's grad_x rows
-  // (d_gates W_ih) while d_gates is in cache, instead of a GEMM over all of grad_gates after
-  // the walk, which reads it back from memory (26 MB for the char-LSTM's 100x32x64x512). In a
-  // training step, 1 thread, backward + that GEMM -> backward: 100x32x64x512 64.7 + 8.4 -> 72.4
-  // ms, 50x32x128x256 9.2-9.5 + 4.3-4.4 -> 13.0; on 2 threads 33.5 + 4.7 -> 38.0 (the packed
-  // [W_hh | W_ih], 4.7 MB, streams from L3 into both cores every step) and 4.8 + 2.1 -> 6.8-7.7.
-  const bool x_in_walk = grad_x && I > 0 && H % GemmTile<T>::NR == 0;
+  // is wanted, H fills whole panels and the rule below holds: each step's GEMM then also makes
+  // that step's grad_x rows (d_gates W_ih) while d_gates is in cache, instead of a GEMM over all
+  // of grad_gates after the walk, which reads it back from memory (26 MB for the char-LSTM's
+  // 100x32x64x512). The packed [W_hh | W_ih] streams from L3 every step, so it pays with many
+  // rows and a narrow W_ih only. In a training step, 1 thread, backward + that GEMM -> backward:
+  // 100x32x64x512 64.7 + 8.4 -> 72.4 ms, 50x32x128x256 9.2-9.5 + 4.3-4.4 -> 13.0; on 2 threads
+  // 33.5 + 4.7 -> 38.0 and 4.8 + 2.1 -> 6.8-7.7. Not taken: nn.LSTM fwd+bwd 100x64x512x512, 1
+  // thread, 765-766 -> 794-802 ms (2 threads 392-399 -> 387-390); 100x1x128x256 4.12-4.26 -> 4.67-4.72.
+  const bool x_in_walk = grad_x && I > 0 && H % GemmTile<T>::NR == 0 && s.B >= kGradXInWalkMinRows && 2 * I <= H;
   const int64_t width = H + (x_in_walk ? I : 0);
   const auto packed = aligned_buffer<T>(gemm_packed_size<T>(G, width));
   if (x_in_walk) {
