@@ -926,13 +926,12 @@ int64_t gemm_packed_size(int64_t K, int64_t N) {
 }
 DLCORE_INSTANTIATE(gemm_packed_size, GemmPackedSizeSig)
 
-template <class T>
-void gemm_pack_b(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb, T* Bp) {
+// Every panel of a whole (K, N) op(B) in gemm_pack_b's layout: pack_panel(pc, kc, j0, n, dst)
+// packs depth block [pc, pc + kc) of columns [j0, j0 + n) into dst (kc, NR).
+template <class T, class PackPanel>
+void pack_whole_b(int64_t K, int64_t N, T* Bp, const PackPanel& pack_panel) {
   constexpr int64_t NR = Tile<T>::NR;
   if (K <= 0 || N <= 0) return;
-  GemmArgs<T> g;  // only the fields pack_b reads
-  g.trans_b = trans_b;
-  g.ldb = ldb;
   const int64_t kc_max = depth_block<T>(K), n_pad = padded_cols<T>(N);
   const int64_t depth_blocks = (K + kc_max - 1) / kc_max, col_tiles = n_pad / NR;
   // One (depth block, column tile) panel per iteration: each writes its own kc x NR panel.
@@ -941,9 +940,19 @@ void gemm_pack_b(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb, T*
   for (int64_t db = 0; db < depth_blocks; ++db) {
     for (int64_t jt = 0; jt < col_tiles; ++jt) {
       const int64_t pc = db * kc_max, kc = std::min(kc_max, K - pc);
-      pack_b(g, B, pc, kc, jt * NR, std::min(NR, N - jt * NR), Bp + pc * n_pad + jt * kc * NR);
+      pack_panel(pc, kc, jt * NR, std::min(NR, N - jt * NR), Bp + pc * n_pad + jt * kc * NR);
     }
   }
+}
+
+template <class T>
+void gemm_pack_b(bool trans_b, int64_t K, int64_t N, const T* B, int64_t ldb, T* Bp) {
+  GemmArgs<T> g;  // only the fields pack_b reads
+  g.trans_b = trans_b;
+  g.ldb = ldb;
+  pack_whole_b(K, N, Bp, [&](int64_t pc, int64_t kc, int64_t j0, int64_t n, T* dst) {
+    pack_b(g, B, pc, kc, j0, n, dst);
+  });
 }
 DLCORE_INSTANTIATE(gemm_pack_b, GemmPackBSig)
 
@@ -1033,21 +1042,12 @@ template void gemm_column_blocks<double>(const GemmArgs<double>&, const GemmColu
 
 template <class T>
 void gemm_pack_b_column_blocks(const GemmColumnBlocks<T>& blocks, int64_t K, T* Bp) {
-  constexpr int64_t NR = Tile<T>::NR;
   int64_t N = 0;
   for (int b = 0; b < blocks.count; ++b) N += blocks.block[b].cols;
-  if (K <= 0 || N <= 0) return;
   const ColumnBlockView<T> view(blocks);
-  const int64_t kc_max = depth_block<T>(K), n_pad = padded_cols<T>(N);
-  const int64_t depth_blocks = (K + kc_max - 1) / kc_max, col_tiles = n_pad / NR;
-  const bool threads = static_cast<double>(K) * N >= kParallelWork && !omp_in_parallel();
-#pragma omp parallel for collapse(2) schedule(static) if (threads)
-  for (int64_t db = 0; db < depth_blocks; ++db) {
-    for (int64_t jt = 0; jt < col_tiles; ++jt) {
-      const int64_t pc = db * kc_max, kc = std::min(kc_max, K - pc);
-      pack_b_blocks(view, pc, kc, jt * NR, std::min(NR, N - jt * NR), Bp + pc * n_pad + jt * kc * NR);
-    }
-  }
+  pack_whole_b(K, N, Bp, [&](int64_t pc, int64_t kc, int64_t j0, int64_t n, T* dst) {
+    pack_b_blocks(view, pc, kc, j0, n, dst);
+  });
 }
 template void gemm_pack_b_column_blocks<float>(const GemmColumnBlocks<float>&, int64_t, float*);
 template void gemm_pack_b_column_blocks<double>(const GemmColumnBlocks<double>&, int64_t, double*);

@@ -244,7 +244,7 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
                                  float* y, float* c_all, float* h_n, float* c_n) {
   const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
   const bool input_in_tile = x && s.B >= kInputInTileMinRows;
-  if (x && !input_in_tile) input_projection(s, G, x, I, w_ih, bias, gates);
+  if (x && !input_in_tile) whole_gemm(total_rows(s), G, I, x, w_ih, true, bias, gates);  // gates := x W_ih^T + bias
   const InputSide in{input_in_tile ? I : 0, input_in_tile ? bias : nullptr};
   const bool in_place = s.B == 1 && s.T <= kInPlaceMaxSteps;  // W_hh read as is (in_place_tile)
   const int64_t depth = in.I + H;                               // rows of a packed panel

@@ -109,7 +109,7 @@ void lstm_sequence_forward(const RnnSequenceShape& s, const T* w_hh, const T* x,
   }
 #endif
   const int64_t H = s.H, G = 4 * H, gate_size = gemm_packed_size<T>(H, H);
-  if (x) rnn::input_projection(s, G, x, I, w_ih, bias, gates);
+  if (x) rnn::whole_gemm(rnn::total_rows(s), G, I, x, w_ih, true, bias, gates);  // gates := x W_ih^T + bias
   // Each gate's W_g^T (H, H) packed on its own (threads owning units read whole panels of each).
   const auto packed = aligned_buffer<T>(4 * gate_size);
   for (int g = 0; g < 4; ++g) gemm_pack_b<T>(true, H, H, w_hh + g * H * H, H, packed.get() + g * gate_size);
@@ -191,19 +191,8 @@ void lstm_sequence_backward(const RnnSequenceShape& s, const T* w_hh, const T* w
                        x_columns);
   };
   rnn::for_each_step<T>(s, /*backward=*/true, /*barrier_after_second=*/false, 4, step_cells, step_gemm);
-  if (grad_x && I > 0 && !x_in_walk) {  // grad_x (total, I) := grad_gates (total, 4H) W_ih (4H, I)
-    GemmArgs<T> g;
-    g.M = rnn::total_rows(s);
-    g.N = I;
-    g.K = G;
-    g.A = grad_gates;
-    g.lda = G;
-    g.B = w_ih;
-    g.ldb = I;
-    g.C = grad_x;
-    g.ldc = I;
-    gemm<T>(g);
-  }
+  if (grad_x && I > 0 && !x_in_walk)  // grad_x (total, I) := grad_gates (total, 4H) W_ih (4H, I)
+    rnn::whole_gemm(rnn::total_rows(s), I, G, grad_gates, w_ih, false, static_cast<const T*>(nullptr), grad_x);
   for (int64_t j = 0; j < G; ++j) {
     T sum = T(0);
     for (int u = 0; u < threads; ++u) sum += partial.get()[u * G + j];

@@ -258,22 +258,22 @@ void carry_gemm(const Step& st, const Part& part, int64_t H, int gates, const T*
   if (extra_here) rows_times_columns(std::max(r0, r1), r_all, H, H + extra.cols);  // rows without a carry
 }
 
-// gates (total, G) := x (total, I) W_ih^T (W_ih (G, I)) + bias (G, or null): the input side of
-// every step as one GEMM (for the recurrences that do not make it in their own tiles).
+// C (M, N) := A (M, K) op(B) + bias (N, or null), all contiguous; op(B) = B (K, N), or B^T for
+// B (N, K) when trans_b. One GEMM on the caller's threads: an input projection over every step,
+// x W_ih^T + bias, or an input gradient, d_gates W_ih.
 template <class T>
-void input_projection(const RnnSequenceShape& s, int64_t G, const T* x, int64_t I, const T* w_ih, const T* bias,
-                      T* gates) {
+void whole_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, bool trans_b, const T* bias, T* C) {
   GemmArgs<T> g;
-  g.trans_b = true;
-  g.M = total_rows(s);
-  g.N = G;
-  g.K = I;
-  g.A = x;
-  g.lda = I;
-  g.B = w_ih;
-  g.ldb = I;
-  g.C = gates;
-  g.ldc = G;
+  g.trans_b = trans_b;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.A = A;
+  g.lda = K;
+  g.B = B;
+  g.ldb = trans_b ? K : N;
+  g.C = C;
+  g.ldc = N;
   g.bias = bias;
   gemm<T>(g);
 }
