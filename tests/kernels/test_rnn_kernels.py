@@ -313,7 +313,7 @@ def threads(request):
 # (lengths, H, I): from 32 rows the AVX-512 float tile makes the projection itself (ragged, I off
 # the 16-unit block, a unit tail), fewer rows take one GEMM first; batch 1 reads W_hh in place.
 PROJECTION_CASES = [([3] * 32, 64, 64), ([4] * 20 + [2] * 14, 40, 13), ([2] * 33, 17, 70), ([5] * 4, 64, 64),
-                    ([7, 5, 5, 2, 1], 40, 13), ([3], 37, 20), ([12], 40, 3)]
+                    ([7, 5, 5, 2, 1], 40, 13), ([3], 37, 20), ([12], 40, 3), ([2] * 32, 16, 0), ([3, 1], 8, 0)]
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -328,7 +328,7 @@ def test_lstm_forward_makes_the_input_projection(isa, threads, rng, lengths, H, 
     if h0_kind == "zeros":
         h0 = np.zeros_like(h0)
     x = rng.standard_normal((sum(lengths), I)).astype(dtype)
-    w_ih = (rng.standard_normal((4 * H, I)) / np.sqrt(I)).astype(dtype)
+    w_ih = (rng.standard_normal((4 * H, I)) / np.sqrt(max(I, 1))).astype(dtype)
     b = rng.standard_normal(4 * H).astype(dtype) if bias else None
     bs, _ = packed_rows(lengths)
     pre = (x.astype(np.float64) @ w_ih.astype(np.float64).T + (b if bias else 0.0)).astype(dtype)
@@ -425,7 +425,7 @@ def test_lstm_backward_grad_x_bad_inputs_raise(rng):
 # not (a GEMM per block); T = 1 (h_prev is h0 alone); deep enough for several depth blocks, and
 # rows past one row block (G = 384), as the 2-thread grid splits them.
 WEIGHT_GRAD_CASES = [(7, 5, 64, 20, 80), (4, 3, 13, 11, 44), (1, 4, 16, 8, 32), (6, 2, 128, 70, 280),
-                     (30, 20, 64, 96, 384), (3, 7, 1, 5, 15)]
+                     (30, 20, 64, 96, 384), (3, 7, 1, 5, 15), (4, 3, 0, 64, 256)]
 
 
 @pytest.mark.parametrize("h0_kind", ["random", "zeros"])

@@ -101,10 +101,11 @@ struct TileRows {
   float* h[kMaxRows];             // (H)
 };
 
-// The input side of a step: the projection precomputed in gates (I = 0), or x (I) W_ih^T + bias
+// The input side of a step: the projection precomputed in gates, or (made) x (I) W_ih^T + bias
 // made by the tile from I more depths of its panel.
 struct InputSide {
-  int64_t I = 0;
+  bool made = false;
+  int64_t I = 0;                // 0 unless made
   const float* bias = nullptr;  // (4H) or null
 };
 
@@ -146,7 +147,8 @@ template <int ROWS>
 }
 
 // One tile: ROWS rows x the 16 units [u, u + 16) of the panel (the first `units` of them
-// valid), K = I + H deep (x's I depths first, when in.I > 0), then the cells of those units.
+// valid), K = I + H deep (x's I depths first, when the tile makes the projection), then the
+// cells of those units.
 // zero_h_prev: every row's h_prev is zeros (h0 of a layer without initial state), so its H
 // depths are skipped.
 template <int ROWS>
@@ -197,7 +199,7 @@ void fused_tile(int64_t H, const float* __restrict panel, int64_t u, __mmask16 v
     _mm_prefetch(reinterpret_cast<const char*>(rows.h[i] + u), _MM_HINT_T0);
   }
   if (!zero_h_prev) depths(w_h, k_fetch, H);
-  cells_epilogue<ROWS>(acc, H, u, valid, rows, in.I == 0);
+  cells_epilogue<ROWS>(acc, H, u, valid, rows, !in.made);
 }
 
 // ---- one row per step: W_hh read in place -------------------------------------------------
@@ -245,7 +247,7 @@ void lstm_sequence_forward_fused(const RnnSequenceShape& s, const float* w_hh, c
   const int64_t H = s.H, G = 4 * H, blocks = (H + kUnits - 1) / kUnits;
   const bool input_in_tile = x && s.B >= kInputInTileMinRows;
   if (x && !input_in_tile) whole_gemm(total_rows(s), G, I, x, w_ih, true, bias, gates);  // gates := x W_ih^T + bias
-  const InputSide in{input_in_tile ? I : 0, input_in_tile ? bias : nullptr};
+  const InputSide in{input_in_tile, input_in_tile ? I : 0, input_in_tile ? bias : nullptr};
   const bool in_place = s.B == 1 && s.T <= kInPlaceMaxSteps;  // W_hh read as is (in_place_tile)
   const int64_t depth = in.I + H;                               // rows of a packed panel
   const auto packed = aligned_buffer<float>(in_place ? 0 : blocks * depth * kWidth);
