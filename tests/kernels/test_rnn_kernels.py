@@ -395,6 +395,36 @@ def test_lstm_backward_grad_x(isa, threads, rng, lengths, H, I, reverse, dtype, 
     assert_close_reduction(grad_x, d64 @ w64, np.abs(d64) @ np.abs(w64), 4 * H, dtype, what="grad_x")
 
 
+@pytest.mark.parametrize("B,H,I", [(32, 64, 16), (40, 128, 64)])
+def test_lstm_projection_and_grad_x_with_units_split_among_threads(rng, B, H, I):
+    """8 threads split 32-40 rows by hidden units (fewer than 6 rows each): the tile's projection
+    and the grad_x columns (taken by the part that owns the last units) as on one thread."""
+    T = 4
+    bs = np.full(T, B, np.int64)
+    w_hh = (0.3 * rng.standard_normal((4 * H, H))).astype(np.float32)
+    w_ih = (0.3 * rng.standard_normal((4 * H, I))).astype(np.float32)
+    x, gy = rng.standard_normal((T * B, I)).astype(np.float32), rng.standard_normal((T * B, H)).astype(np.float32)
+    h0, c0 = (rng.standard_normal((B, H)).astype(np.float32) for _ in range(2))
+    bias = rng.standard_normal(4 * H).astype(np.float32)
+
+    def run():
+        gates, grad_x = np.empty((T * B, 4 * H), np.float32), np.empty((T * B, I), np.float32)
+        fwd = _C.lstm_sequence_forward(gates, w_hh, h0, c0, bs, False, x, w_ih, bias)
+        bwd = _C.lstm_sequence_backward(w_hh, gates, fwd[1], c0, bs, False, gy, None, None, True, w_ih, grad_x)
+        return (gates, grad_x) + fwd + bwd
+
+    previous = _C.get_num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = run()
+        _C.set_num_threads(8)
+        eight = run()
+    finally:
+        _C.set_num_threads(previous)
+    for a, b in zip(eight, one):
+        assert_close(a, b, atol=1e-4, rtol=1e-4, what="8 threads vs 1")
+
+
 def test_lstm_backward_grad_x_bad_inputs_raise(rng):
     H, I = 4, 3
     bs = np.array([2, 2], np.int64)
