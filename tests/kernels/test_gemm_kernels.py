@@ -21,6 +21,14 @@ from helpers import assert_close_reduction
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
+def threads(request):
+    previous = _C.get_num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(previous)
+
+
 def make_operands(rng, M, N, K, dtype, trans_a=False, trans_b=False, batch_a=None, batch_b=None):
     """Random A, B stored as the kernel reads them ((K, M) when trans_a, (N, K) when trans_b)."""
     a_shape = (K, M) if trans_a else (M, K)
@@ -267,6 +275,45 @@ def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
     for M, N, K in [(20, 2600, 650), (64, 1100, 300), (13, 777, 97)]:
         check_gemm(rng, M, N, K, dtype, trans_a, trans_b, alpha=0.5, beta=1.5, with_c=True,
                    what=f"{isa} one row block")
+
+
+def guarded_array(shape, dtype, rng):
+    """A random C-contiguous array whose last byte ends a page followed by an unreadable page
+    (kept alive through the returned array's base), so reading past its end faults."""
+    import ctypes
+    import mmap
+
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    page = mmap.PAGESIZE
+    data_pages = -(-nbytes // page)
+    buf = mmap.mmap(-1, (data_pages + 1) * page)
+    libc = ctypes.CDLL(None, use_errno=True)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert libc.mprotect(ctypes.c_void_p(base + data_pages * page), page, 0) == 0  # PROT_NONE
+    start = data_pages * page - nbytes
+    out = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=start).view(dtype).reshape(shape)
+    out[...] = rng.standard_normal(shape).astype(dtype)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_b_read_in_place(isa, rng, dtype, trans_a, threads):
+    """B as is with one block of rows of C: its whole register-tile panels are read where they
+    lie (the narrower last one packed). Whole and partial last panels, several depth blocks,
+    B a column slice (row stride > N, rows off the cache lines), the bias and ReLU epilogue; and
+    B ending just before an unreadable page, so a load past its last element would crash."""
+    for M, N, K in [(65, 512, 700), (32, 128, 64), (20, 650, 260), (192, 70, 33), (7, 257, 513)]:
+        A, _ = make_operands(rng, M, N, K, dtype, trans_a, False)
+        wide = rng.standard_normal((K, N + 19)).astype(dtype)
+        for B in (wide[:, 3:3 + N], guarded_array((K, N), dtype, rng)):
+            C = rng.standard_normal((M, N)).astype(dtype)
+            bias = rng.standard_normal(N).astype(dtype)
+            ref, abs_ref = reference(A, B, C, trans_a, False, 0.5, -1.25)
+            ref = np.maximum(ref + bias, 0.0)
+            out = _C.gemm(A, B, C, trans_a=trans_a, alpha=0.5, beta=-1.25, bias=bias, relu=True)
+            assert_close_reduction(out, ref, abs_ref + np.abs(bias), K + 2, dtype,
+                                   what=f"gemm B in place M={M} N={N} K={K} ta={trans_a} [{isa}, {threads} thr]")
 
 
 # (M, N, K, trans_b) reaching each path of the driver: K == 0 (scale), small (axpy), thin N and

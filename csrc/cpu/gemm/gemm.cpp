@@ -637,17 +637,35 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
   bool strided_a = false;  // A read in place by the micro-kernel: no A panels
   if constexpr (Tile<T>::kernel_strided_a != nullptr)
     strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles && !a_in_place_conflicts(g);
+  // B as is, with one block of rows: its whole NR-wide panels are read where they lie (row p of
+  // a panel ldb after row p - 1; the narrower last one is still packed). So few row tiles reuse
+  // a packed B element there that its pack had cost 10-25 % of the GEMM; read in place, the
+  // first row tile streams the panel into L2 while it computes. 1 thread, GFLOP/s % of peak,
+  // packed -> in place (alternating in one process, medians): 65x512x3200 TN 76 -> 86,
+  // 32x512x3200 TN 75 -> 87, 20x2600x650 NN 75 -> 91, 64x4096x1024 NN 71 -> 77, 64x2048x512 NN
+  // 89 -> 95; 2 threads: 76 -> 85, 76 -> 87, 64 -> 77, 70 -> 77, 87 -> 94.
+  bool b_in_place = false;
+  if constexpr (Tile<T>::kernel_strided_b != nullptr)
+    b_in_place = !B_packed && !blocks && !g.trans_b && !strided_a && m1 - m0 <= MC;
   // The C tile at (i, col) of the matrix, and its row stride.
   const auto c_tile = [&](int64_t i, int64_t col, int64_t& ldc) {
     if (blocks) return blocks->c_at(i, col, ldc);
     ldc = g.ldc;
     return C + i * g.ldc + col;
   };
-  // One micro-kernel call: rows [i, i + m) of op(A) from depth pc, packed at ap or in place.
+  // One micro-kernel call: rows [i, i + m) of op(A) from depth pc, packed at ap or in place;
+  // columns [col, col + n) of op(B) from the panel packed at bp, or in place when bp is null.
   const auto tile = [&](int64_t i, int64_t pc, int64_t kc, const T* ap, const T* bp, int64_t m, int64_t n,
                         T beta, bool last, int64_t col) {
     int64_t ldc = 0;
     T* c = c_tile(i, col, ldc);  // (m, n) tile, row stride ldc
+    if constexpr (Tile<T>::kernel_strided_b != nullptr) {
+      if (!bp) {
+        Tile<T>::kernel_strided_b(kc, ap, StridedB<T>{B + pc * g.ldb + col, g.ldb}, c, ldc, m, n, g.alpha, beta,
+                                  tile_bias(g, last, col), last && g.relu);
+        return;
+      }
+    }
     if constexpr (Tile<T>::kernel_strided_a != nullptr) {
       if (strided_a) {
         Tile<T>::kernel_strided_a(kc, a_in_place(g, A, i, pc), bp, c, ldc, m, n, g.alpha, beta,
@@ -692,10 +710,12 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
             const int64_t r0 = balanced_row_start(rows, row_tiles, t);
             pack_a(g, A, m0 + r0, balanced_row_start(rows, row_tiles, t + 1) - r0, pc, kc, Ap + t * kc * MR);
           }
-        const int64_t group = B_packed ? nc : panels_per_pack(g, kc) * NR;  // columns packed at a time
+        // Columns packed at a time (or, with b_in_place, one panel, packed only when narrower).
+        const int64_t group = B_packed ? nc : b_in_place ? NR : panels_per_pack(g, kc) * NR;
         for (int64_t jg = 0; jg < nc; jg += group) {
           const int64_t ng = std::min<int64_t>(group, nc - jg);
-          if (!B_packed) {  // else its panels are read in place
+          const bool in_place = b_in_place && ng == NR;  // a whole panel read from B as is
+          if (!B_packed && !in_place) {  // else its panels are read in place
             if (blocks)
               pack_b_blocks(*blocks, pc, kc, jc + jg, ng, Bp);
             else if (g.trans_b)
@@ -705,7 +725,7 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
           }
           for (int64_t jr = jg; jr < jg + ng; jr += NR) {
             const int64_t n = std::min<int64_t>(NR, jg + ng - jr);
-            const T* bp = B_packed ? Bb + jr * kc : Bp + (jr - jg) * kc;  // (kc, NR)
+            const T* bp = in_place ? nullptr : B_packed ? Bb + jr * kc : Bp + (jr - jg) * kc;  // (kc, NR)
             for (int64_t t = 0; t < row_tiles; ++t) {
               const int64_t r0 = balanced_row_start(rows, row_tiles, t);
               const int64_t m = balanced_row_start(rows, row_tiles, t + 1) - r0;

@@ -26,6 +26,7 @@ struct Ymm<float> {
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -47,6 +48,7 @@ struct Ymm<double> {
   static V zero() { return _mm256_setzero_pd(); }
   static V set1(double x) { return _mm256_set1_pd(x); }
   static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
@@ -59,11 +61,12 @@ struct Ymm<double> {
   static void maskstore(double* p, __m256i k, V v) { _mm256_maskstore_pd(p, k, v); }
 };
 
-// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over a B panel
-// packed NV vectors wide and A packed or in place (AOperand: PackedA / StridedA, ukernels.h);
+// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over A packed or in
+// place (AOperand: PackedA / StridedA, ukernels.h) and B packed NV vectors wide or read in place
+// (BOperand: PackedB / StridedB);
 // MR * NV accumulators + NV B vectors + 1 broadcast <= 16 ymm.
-template <class T, int MR, int NV, int ROWS, int VECS, class AOperand>
-inline void gemm_ukernel_avx2_part(int64_t kc, AOperand a, const T* __restrict b,
+template <class T, int MR, int NV, int ROWS, int VECS, class AOperand, class BOperand>
+inline void gemm_ukernel_avx2_part(int64_t kc, AOperand a, BOperand bo,
                               T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
                               const T* __restrict bias, bool relu) {
   using Y = Ymm<T>;
@@ -83,10 +86,12 @@ inline void gemm_ukernel_avx2_part(int64_t kc, AOperand a, const T* __restrict b
     for (int v = 0; v < VECS; v += 64 / (L * static_cast<int>(sizeof(T))))
       _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + v * L), _MM_HINT_T0);
   const auto rows = a.template rows<ROWS, MR>();  // where row i's depth 0 is
-  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += NR) {
+  const T* __restrict b = bo.b;  // row p of the tile's B at b + p * b_step
+  const int64_t b_step = bo.template step<NR>();
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += b_step) {
     V bv[VECS];  // row p of the B panel
 #pragma GCC unroll 4
-    for (int v = 0; v < VECS; ++v) bv[v] = Y::load(b + v * L);
+    for (int v = 0; v < VECS; ++v) bv[v] = BOperand::kAligned ? Y::load(b + v * L) : Y::loadu(b + v * L);
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
       const V ai = Y::set1(rows.row[i][off]);
@@ -119,8 +124,8 @@ inline void gemm_ukernel_avx2_part(int64_t kc, AOperand a, const T* __restrict b
 // edge tile runs the instantiation for its m rows and its ceil(n / lanes) vectors (the panel
 // strides stay MR and NR), so it costs what it covers: C of 20 rows is 6 + 6 + 6 + 2 rows of
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
-template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand>
-inline void gemm_ukernel_avx2(int64_t kc, AOperand a, const T* __restrict b, T* __restrict c,
+template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand, class BOperand>
+inline void gemm_ukernel_avx2(int64_t kc, AOperand a, BOperand b, T* __restrict c,
                               int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
     if (m < ROWS)

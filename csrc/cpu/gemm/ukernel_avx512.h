@@ -29,6 +29,7 @@ struct Zmm<float> {
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V load(const float* p) { return _mm512_load_ps(p); }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
@@ -46,6 +47,7 @@ struct Zmm<double> {
   static V zero() { return _mm512_setzero_pd(); }
   static V set1(double x) { return _mm512_set1_pd(x); }
   static V load(const double* p) { return _mm512_load_pd(p); }
+  static V loadu(const double* p) { return _mm512_loadu_pd(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
@@ -69,6 +71,7 @@ struct Ymm<float> {
   static V low(__m512 x) { return _mm512_castps512_ps256(x); }
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -92,6 +95,7 @@ struct Ymm<double> {
   static V low(__m512d x) { return _mm512_castpd512_pd256(x); }
   static V set1(double x) { return _mm256_set1_pd(x); }
   static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
@@ -100,14 +104,15 @@ struct Ymm<double> {
   static void mask_storeu(double* p, Mask k, V v) { _mm256_mask_storeu_pd(p, k, v); }
 };
 
-// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over a B panel
-// packed NV vectors wide and A either packed (a (kc, MR) panel) or read in place (StridedA:
-// element (i, p) at a[i * a.row + p * a.depth]). The accumulators are a fixed array indexed
+// ROWS (<= MR) rows and VECS (<= NV) vectors of the MR x (NV * lanes) tile, over A either
+// packed (a (kc, MR) panel) or read in place (StridedA: element (i, p) at a[i * a.row + p *
+// a.depth]) and B either packed (a (kc, NR) panel, aligned loads) or read in place (StridedB:
+// row p at b + p * ldb, unaligned loads). The accumulators are a fixed array indexed
 // only by compile-time-unrolled loops, so GCC keeps all of them in zmm registers
 // (MR * NV + NV + 1 <= 32). With HALF, the last of the VECS vectors is a ymm (Ymm<T>): the
 // tile's columns end in its first half.
-template <class T, int MR, int NV, int ROWS, int VECS, bool HALF, class AOperand>
-inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, const T* __restrict b,
+template <class T, int MR, int NV, int ROWS, int VECS, bool HALF, class AOperand, class BOperand>
+inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, BOperand bo,
                                 T* __restrict c, int64_t ldc, int64_t n, T alpha, T beta,
                                 const T* __restrict bias, bool relu) {
   using Z = Zmm<T>;
@@ -137,11 +142,13 @@ inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, const T* __restrict
       for (int v = 0; v < VECS; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + v * L), _MM_HINT_T0);
   }
   const auto rows = a.template rows<ROWS, MR>();  // where row i's depth 0 is
-  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += NR) {
+  const T* __restrict b = bo.b;  // row p of the tile's B at b + p * b_step
+  const int64_t b_step = bo.template step<NR>();
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += rows.step, b += b_step) {
     V bv[FULL > 0 ? FULL : 1];  // row p of the B panel
 #pragma GCC unroll 8
-    for (int v = 0; v < FULL; ++v) bv[v] = Z::load(b + v * L);
-    H bh = HALF ? Y::load(b + FULL * L) : Y::zero();
+    for (int v = 0; v < FULL; ++v) bv[v] = BOperand::kAligned ? Z::load(b + v * L) : Z::loadu(b + v * L);
+    H bh = HALF ? (BOperand::kAligned ? Y::load(b + FULL * L) : Y::loadu(b + FULL * L)) : Y::zero();
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i) {
       const V ai = Z::set1(rows.row[i][off]);
@@ -188,9 +195,9 @@ inline void gemm_ukernel_avx512_part(int64_t kc, AOperand a, const T* __restrict
 // edge tile runs the instantiation for its m rows and its ceil(n / lanes) vectors (the panel
 // strides stay MR and NR), so it costs what it covers: C of 20 rows is 6 + 6 + 6 + 2 rows of
 // FMAs, not 4 x 6 (an RNN step of batch 20), and a 10-column edge one vector, not all NV.
-// AOperand is PackedA<T> or StridedA<T> (ukernels.h).
-template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand>
-inline void gemm_ukernel_avx512(int64_t kc, AOperand a, const T* __restrict b, T* __restrict c,
+// AOperand is PackedA<T> or StridedA<T>, BOperand PackedB<T> or StridedB<T> (ukernels.h).
+template <class T, int MR, int NV, int ROWS = MR, int VECS = NV, class AOperand, class BOperand>
+inline void gemm_ukernel_avx512(int64_t kc, AOperand a, BOperand b, T* __restrict c,
                                 int64_t ldc, int64_t m, int64_t n, T alpha, T beta, const T* bias, bool relu) {
   if constexpr (ROWS > 1) {
     if (m < ROWS)
