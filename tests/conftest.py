@@ -20,6 +20,16 @@ def isa(request):
     _C.set_cpu_isa(previous)
 
 
+@pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
+def threads(request):
+    """Runs a test with this many OpenMP threads (1 and 2 unless a test parametrizes it
+    indirectly, e.g. [1, 4] for more threads than images)."""
+    previous = _C.get_num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(previous)
+
+
 @pytest.fixture
 def rng():
     """A fixed-seed generator: tests are random but reproducible."""

@@ -226,6 +226,7 @@ def test_conv2d_direct_variants(isa, rng, name, dtype):
                                   "pointwise_many_out", "pointwise_deep", "pointwise_groups",
                                   "pointwise_split", "pointwise_split_f64",
                                   "direct_groups_dilation"])
+@pytest.mark.parametrize("threads", [1, 4], indirect=True)  # 1 thread, and more threads than images
 def test_conv2d_direct_integer_exact(isa, rng, threads, name):
     """Small integers, algo='direct' at 1 and 4 threads: bitwise equal to the oracle (an indexing
     slip in a variant's tiles, edges or transposes shows here even when it hides in rounding)."""
@@ -281,17 +282,9 @@ def test_conv2d_integer_exact(isa, rng, name):
     np.testing.assert_array_equal(gb, gb_ref)
 
 
-@pytest.fixture(params=[1, 4])
-def threads(request):
-    """Runs a test with 1 thread (images in turn) and with more threads than images."""
-    previous = _C.get_num_threads()
-    _C.set_num_threads(request.param)
-    yield request.param
-    _C.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("name", ["odd_7x7_pad1", "dilation2_groups2", "pointwise_direct", "direct_groups_dilation",
                                   "direct_backward_input", "direct_backward_weight"])
+@pytest.mark.parametrize("threads", [1, 4], indirect=True)  # 1 thread, and more threads than images
 def test_conv2d_thread_counts_integer_exact(isa, rng, threads, name):
     """Both parallel strategies (per image, per gemm) give the exact integer result."""
     case = CASES[name]

@@ -39,14 +39,6 @@ for _h in range(1, 6):
 INTEGER_CASES = ["odd_7x5", "pad_2_1", "c17_odd", "c65_c70", "c300", "blocks_n5", "wide_row", "small_1x4_pad11"]
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    previous = _C.get_num_threads()
-    _C.set_num_threads(request.param)
-    yield request.param
-    _C.set_num_threads(previous)
-
-
 def make(rng, case, integer=False):
     n, c, h, w, c_out, pad = case
     shapes = [(n, c, h, w), (c_out, c, 3, 3), (c_out,), (n, c_out, out_size(h, 3, 1, pad[0], 1), out_size(w, 3, 1, pad[1], 1))]

@@ -21,14 +21,6 @@ from helpers import assert_close_reduction
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
-def threads(request):
-    previous = _C.get_num_threads()
-    _C.set_num_threads(request.param)
-    yield request.param
-    _C.set_num_threads(previous)
-
-
 def make_operands(rng, M, N, K, dtype, trans_a=False, trans_b=False, batch_a=None, batch_b=None):
     """Random A, B stored as the kernel reads them ((K, M) when trans_a, (N, K) when trans_b)."""
     a_shape = (K, M) if trans_a else (M, K)

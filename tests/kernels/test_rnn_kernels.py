@@ -300,14 +300,6 @@ def test_isas_and_thread_counts_agree(rng):
             assert_close(a, b, atol=1e-4, rtol=1e-3, what=f"{name} x{threads} threads vs {results[0][0]}")
 
 
-@pytest.fixture(params=[1, 2], ids=["1thr", "2thr"])
-def threads(request):
-    previous = _C.get_num_threads()
-    _C.set_num_threads(request.param)
-    yield request.param
-    _C.set_num_threads(previous)
-
-
 # ---- the LSTM forward's input projection ------------------------------------------------------
 
 # (lengths, H, I): from 32 rows the AVX-512 float tile makes the projection itself (ragged, I off
