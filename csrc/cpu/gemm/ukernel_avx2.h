@@ -14,22 +14,15 @@
 
 #include <cstdint>
 
+#include "cpu/gemm/ymm_ops.h"
+
 namespace dlcore::cpu::DLCORE_ISA {
 
 template <class T>
 struct Ymm;
 
 template <>
-struct Ymm<float> {
-  using V = __m256;
-  static constexpr int kLanes = 8;
-  static V zero() { return _mm256_setzero_ps(); }
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V load(const float* p) { return _mm256_load_ps(p); }
-  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+struct Ymm<float> : YmmOps<float> {
   // x <= 0 ? 0 : x, so NaN stays NaN and -0 becomes +0 (the scalar epilogue's rule)
   static V relu(V x) { return _mm256_blendv_ps(x, zero(), _mm256_cmp_ps(x, zero(), _CMP_LE_OQ)); }
   // Lane l is active when l < left (a lane's mask is its sign bit).
@@ -42,16 +35,7 @@ struct Ymm<float> {
 };
 
 template <>
-struct Ymm<double> {
-  using V = __m256d;
-  static constexpr int kLanes = 4;
-  static V zero() { return _mm256_setzero_pd(); }
-  static V set1(double x) { return _mm256_set1_pd(x); }
-  static V load(const double* p) { return _mm256_load_pd(p); }
-  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-  static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+struct Ymm<double> : YmmOps<double> {
   static V relu(V x) { return _mm256_blendv_pd(x, zero(), _mm256_cmp_pd(x, zero(), _CMP_LE_OQ)); }
   static __m256i mask(int64_t left) {
     const int64_t k = left < 0 ? 0 : left > kLanes ? kLanes : left;

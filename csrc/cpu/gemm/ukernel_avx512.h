@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "cpu/gemm/ymm_ops.h"
+
 namespace dlcore::cpu::DLCORE_ISA {
 
 template <class T>
@@ -63,18 +65,9 @@ template <class T>
 struct Ymm;
 
 template <>
-struct Ymm<float> {
-  using V = __m256;
+struct Ymm<float> : YmmOps<float> {
   using Mask = __mmask8;
-  static constexpr int kLanes = 8;
-  static V zero() { return _mm256_setzero_ps(); }
   static V low(__m512 x) { return _mm512_castps512_ps256(x); }
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V load(const float* p) { return _mm256_load_ps(p); }
-  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V relu(V x) { return _mm256_mask_blend_ps(_mm256_cmp_ps_mask(x, zero(), _CMP_LE_OQ), x, zero()); }
   static V maskz_loadu(Mask k, const float* p) { return _mm256_maskz_loadu_ps(k, p); }
   static void mask_storeu(float* p, Mask k, V v) { _mm256_mask_storeu_ps(p, k, v); }
@@ -87,18 +80,9 @@ struct Ymm<float> {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 template <>
-struct Ymm<double> {
-  using V = __m256d;
+struct Ymm<double> : YmmOps<double> {
   using Mask = __mmask8;
-  static constexpr int kLanes = 4;
-  static V zero() { return _mm256_setzero_pd(); }
   static V low(__m512d x) { return _mm512_castpd512_pd256(x); }
-  static V set1(double x) { return _mm256_set1_pd(x); }
-  static V load(const double* p) { return _mm256_load_pd(p); }
-  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-  static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
   static V relu(V x) { return _mm256_mask_blend_pd(_mm256_cmp_pd_mask(x, zero(), _CMP_LE_OQ), x, zero()); }
   static V maskz_loadu(Mask k, const double* p) { return _mm256_maskz_loadu_pd(k, p); }
   static void mask_storeu(double* p, Mask k, V v) { _mm256_mask_storeu_pd(p, k, v); }
