@@ -12,6 +12,9 @@ Timing (not run here), dlcore vs NumPy/OpenBLAS on one shape, e.g. float32 512^3
   print('dlcore', f / min(timeit.repeat(lambda: _C.gemm(a, b, c), number=1, repeat=50)), 'GFLOP/s')
   print('numpy ', f / min(timeit.repeat(lambda: np.matmul(a, b, out=c), number=1, repeat=50)), 'GFLOP/s')"
 """
+import ctypes
+import mmap
+
 import numpy as np
 import pytest
 
@@ -272,9 +275,6 @@ def test_one_row_block_groups(isa, rng, dtype, trans_a, trans_b):
 def guarded_array(shape, dtype, rng):
     """A random C-contiguous array whose last byte ends a page followed by an unreadable page
     (kept alive through the returned array's base), so reading past its end faults."""
-    import ctypes
-    import mmap
-
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     page = mmap.PAGESIZE
     data_pages = -(-nbytes // page)

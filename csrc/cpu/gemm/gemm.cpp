@@ -638,10 +638,10 @@ void gemm_blocked(const GemmArgs<T>& g, const T* A, const T* B, T* C, int64_t m0
   if constexpr (Tile<T>::kernel_strided_a != nullptr)
     strided_a = (n1 - n0 + NR - 1) / NR <= kStridedAMaxTiles && !a_in_place_conflicts(g);
   // B as is, with one block of rows: its whole NR-wide panels are read where they lie (row p of
-  // a panel ldb after row p - 1; the narrower last one is still packed). So few row tiles reuse
-  // a packed B element there that its pack had cost 10-25 % of the GEMM; read in place, the
-  // first row tile streams the panel into L2 while it computes. 1 thread, GFLOP/s % of peak,
-  // packed -> in place (alternating in one process, medians): 65x512x3200 TN 76 -> 86,
+  // a panel ldb after row p - 1; the narrower last one is still packed). Few row tiles reuse a
+  // packed B element there, so its pack had cost 10-25 % of the GEMM; read in place, the first
+  // row tile streams the panel into L2 while it computes. 1 thread, % of peak, packed -> in
+  // place (alternating in one process, medians): 65x512x3200 TN 76 -> 86,
   // 32x512x3200 TN 75 -> 87, 20x2600x650 NN 75 -> 91, 64x4096x1024 NN 71 -> 77, 64x2048x512 NN
   // 89 -> 95; 2 threads: 76 -> 85, 76 -> 87, 64 -> 77, 70 -> 77, 87 -> 94.
   bool b_in_place = false;
