@@ -5,7 +5,8 @@
 //
 // Contract (csrc/cpu/gemm/README.md): C[:m, :n] := alpha * a * b + beta * C[:m, :n], where a is
 // a packed A panel (kc, MR) and b a packed B panel (kc, NR), both zero-padded to the full
-// tile and b 64-byte aligned; m <= MR, n <= NR. beta == 0 never reads C. Then the epilogue in
+// tile and b 64-byte aligned (or, for the in-place twins, A or B read where they lie: StridedA,
+// StridedB in ukernels.h); m <= MR, n <= NR. beta == 0 never reads C. Then the epilogue in
 // registers, before the one store: + bias[j] when bias is not null, then ReLU when relu.
 // Edges: only the first m rows and ceil(n / lanes) vectors are computed (an instantiation of the
 // tile for that size), the last one as a half vector (ymm) when the columns end in its first
