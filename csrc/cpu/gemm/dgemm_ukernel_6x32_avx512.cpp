@@ -12,6 +12,6 @@
 namespace dlcore::cpu::DLCORE_ISA {
 
 DLCORE_DEFINE_GEMM_UKERNELS(dgemm_ukernel_6x32_avx512, double, gemm_ukernel_avx512<double, 6, 4>)
-DLCORE_DEFINE_GEMM_UKERNEL_STRIDED_B(dgemm_ukernel_6x32_avx512, double, gemm_ukernel_avx512<double, 6, 4>)
+DLCORE_DEFINE_GEMM_UKERNEL_STRIDED_B(dgemm_ukernel_6x32_avx512, double, gemm_ukernel_avx512_whole<double, 6, 4>)
 
 }  // namespace dlcore::cpu::DLCORE_ISA

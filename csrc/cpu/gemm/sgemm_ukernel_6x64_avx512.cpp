@@ -12,6 +12,6 @@
 namespace dlcore::cpu::DLCORE_ISA {
 
 DLCORE_DEFINE_GEMM_UKERNELS(sgemm_ukernel_6x64_avx512, float, gemm_ukernel_avx512<float, 6, 4>)
-DLCORE_DEFINE_GEMM_UKERNEL_STRIDED_B(sgemm_ukernel_6x64_avx512, float, gemm_ukernel_avx512<float, 6, 4>)
+DLCORE_DEFINE_GEMM_UKERNEL_STRIDED_B(sgemm_ukernel_6x64_avx512, float, gemm_ukernel_avx512_whole<float, 6, 4>)
 
 }  // namespace dlcore::cpu::DLCORE_ISA

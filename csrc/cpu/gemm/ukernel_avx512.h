@@ -203,6 +203,18 @@ inline void gemm_ukernel_avx512(int64_t kc, AOperand a, BOperand b, T* __restric
   gemm_ukernel_avx512_part<T, MR, NV, ROWS, VECS, false>(kc, a, b, c, ldc, n, alpha, beta, bias, relu);
 }
 
+// The tile on the first m rows of all NR columns (n == NR): the in-place-B twins read whole
+// rows of B, so only the row count varies (no edge-column instantiations to compile).
+template <class T, int MR, int NV, int ROWS = MR, class AOperand, class BOperand>
+inline void gemm_ukernel_avx512_whole(int64_t kc, AOperand a, BOperand b, T* __restrict c, int64_t ldc, int64_t m,
+                                      int64_t n, T alpha, T beta, const T* bias, bool relu) {
+  if constexpr (ROWS > 1) {
+    if (m < ROWS)
+      return gemm_ukernel_avx512_whole<T, MR, NV, ROWS - 1>(kc, a, b, c, ldc, m, n, alpha, beta, bias, relu);
+  }
+  gemm_ukernel_avx512_part<T, MR, NV, ROWS, NV, false>(kc, a, b, c, ldc, n, alpha, beta, bias, relu);
+}
+
 #pragma GCC diagnostic pop
 
 }  // namespace dlcore::cpu::DLCORE_ISA

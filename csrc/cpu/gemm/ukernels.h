@@ -141,7 +141,8 @@ GemmUkernelStridedB<double> dgemm_ukernel_6x32_avx512_strided_b;
     __VA_ARGS__(kc, a, PackedB<T>{b}, c, ldc, m, n, alpha, beta, bias, relu);                           \
   }
 
-// Defines name##_strided_b, the tile reading B in place (AVX-512 files only, see GemmTile).
+// Defines name##_strided_b, the tile reading B in place for whole tiles (n == NR), from the
+// instantiation passed as the variadic argument (AVX-512 files only, see GemmTile).
 #define DLCORE_DEFINE_GEMM_UKERNEL_STRIDED_B(name, T, ...)                                              \
   void name##_strided_b(int64_t kc, const T* a, StridedB<T> b, T* c, int64_t ldc, int64_t m, int64_t n,  \
                         T alpha, T beta, const T* bias, bool relu) {                                    \
