@@ -6,7 +6,8 @@
 // pointers are device addresses as Python ints (bias 0 = none), sizes, leading dimensions and
 // batch strides in elements. It makes `device` current and queues the kernels on its stream.
 // _C.cuda.gemm_tc_supported(device) says whether the device has the tensor-core instructions
-// (sm_80+). The Python mirror is dlcore/cuda/kernels/gemm_tc.py; gemm_tc.h checks the numbers
+// (sm_80+); _C.cuda.gemm_wgmma_available(device) whether tile 256 (the Hopper wgmma kernel) runs
+// there (an sm_90 device and a build holding sm_90a code). The Python mirror is dlcore/cuda/kernels/gemm_tc.py; gemm_tc.h checks the numbers
 // again (std::invalid_argument -> ValueError).
 #include <pybind11/pybind11.h>
 
@@ -17,6 +18,7 @@
 #include <stdexcept>
 
 #include "cuda/gemm_tc.h"
+#include "cuda/gemm_wgmma.h"
 #include "cuda/runtime.h"
 #include "bindings/cuda_gemm_desc.h"
 #endif
@@ -51,6 +53,15 @@ bool gemm_tc_supported(int device) {
   return cuda::gemm_tc_supported(device);
 }
 
+bool gemm_wgmma_available(int device) {
+  cuda::check_device(device, "gemm_wgmma_available");
+#ifdef DLCORE_WITH_WGMMA
+  return cuda::gemm_wgmma_available(device);
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 #endif
 
@@ -64,10 +75,13 @@ void bind_cuda_gemm_tc(py::module_& cuda) {
            "float32 C[b] := alpha * op(A[b]) @ op(B[b]) + beta * C[b], then C += bias (N,) per column and "
            "C = max(C, 0) if relu, for b < batch, with the products on the tensor cores: mode \"tf32\" or "
            "\"bf16\" (inputs rounded to that format, FP32 sums). Device pointers, elements for ld and "
-           "strides, bias 0 = none; tile 0 picks the block tile, 64 or 128 forces one. Queued on the "
-           "device's stream.");
+           "strides, bias 0 = none; tile 0 picks the kernel, 64 or 128 forces an mma.sync block tile, 256 "
+           "the Hopper wgmma kernel (128 x 256). Queued on the device's stream.");
   cuda.def("gemm_tc_supported", &gemm_tc_supported, py::arg("device"),
            "Whether the device has the tensor-core instructions gemm_tc uses (compute capability >= 8.0).");
+  cuda.def("gemm_wgmma_available", &gemm_wgmma_available, py::arg("device"),
+           "Whether gemm_tc's tile 256 (the wgmma kernel) runs on the device: compute capability 9.0 and "
+           "a build with sm_90a code.");
 #else
   (void)cuda;
 #endif

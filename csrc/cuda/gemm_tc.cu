@@ -30,9 +30,11 @@
 // group), so blocks that run together share A and B panels in L2. Batches run over blockIdx.z,
 // tiles over blockIdx.x (both grid-stride loops).
 //
-// Which kernel runs (gemm_tc_with_tile, tile 0):
-//   tile: 128 x 128 once there are at least as many 128-tiles (over the batch) as SMs, else
-//         64 x 64 (four times the blocks; the same rule as gemm's SIMT tiles);
+// Which kernel runs (gemm_tc_with_tile, tile 0; THE RULE at auto_tile below):
+//   tile: on sm_90 (H100/H200, a build with sm_90a code) the wgmma + TMA kernel of
+//         gemm_wgmma.cu (tile 256) once its 128 x 256 tiles number at least half the SMs;
+//         otherwise 128 x 128 once there are at least as many 128-tiles (over the batch) as
+//         SMs, else 64 x 64 (four times the blocks; the same rule as gemm's SIMT tiles);
 //   copy width (tf32): 16 bytes when A and B start 16-byte aligned and lda, ldb and both batch
 //         strides are multiples of 4 elements, else 4 bytes (the same kernel with 4x the copy
 //         instructions; slower, never wrong), always at the 64-tile. bf16 always copies 16
@@ -64,10 +66,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/gemm_wgmma.h"
 
 #include <cuda_bf16.h>
 
@@ -491,29 +495,35 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   }
 }
 
-// The BF16 conversion pass: dst (rows, ld_dst) = BF16 of op(src) (rows, cols) for each batch
-// item, columns [cols, ld_dst) zero; op(src)(r, c) = src[r * ld + c], or src[c * ld + r] when
-// TRANS. A block of 256 threads (32 x 8) moves 32 x 32 tiles through shared memory so that
-// both the read (along src's contiguous index) and the write (along dst's rows) are coalesced;
-// the +1 column keeps the transposed accesses on distinct banks.
-struct Bf16Convert {
+// The conversion pass: dst (rows, ld_dst) = op(src) (rows, cols) in the tensor cores' format,
+// for each batch item, columns [cols, ld_dst) zero; op(src)(r, c) = src[r * ld + c], or
+// src[c * ld + r] when TRANS. Out is uint16_t (BF16 bits, round to nearest even) or float (a
+// plain copy: the wgmma kernel's tensor cores truncate FP32 to TF32 as they read it). A block of
+// 256 threads (32 x 8) moves 32 x 32 tiles through shared memory so that both the read (along
+// src's contiguous index) and the write (along dst's rows) are coalesced; the +1 column keeps
+// the transposed accesses on distinct banks.
+template <class Out>
+struct KMajorCopy {
   const float* src; int64_t ld, stride;  // stride: elements between batch items
   int64_t rows, cols;
-  uint16_t* dst; int64_t ld_dst, stride_dst;
+  Out* dst; int64_t ld_dst, stride_dst;
   int64_t batch;
 };
 
 constexpr int kConvertThreads = 256;
 
-template <bool TRANS>
-__global__ void __launch_bounds__(kConvertThreads) to_bf16_kernel(const Bf16Convert p) {
+__device__ __forceinline__ uint16_t rounded(float x, uint16_t*) { return to_bf16(x); }
+__device__ __forceinline__ float rounded(float x, float*) { return x; }  // wgmma truncates as it reads
+
+template <bool TRANS, class Out>
+__global__ void __launch_bounds__(kConvertThreads) to_kmajor_kernel(const KMajorCopy<Out> p) {
   __shared__ float tile[32][33];  // tile[rl][cl] = op(src)(r0 + rl, c0 + cl)
   const int tx = static_cast<int>(threadIdx.x) & 31, ty = static_cast<int>(threadIdx.x) >> 5;
   // Grid-stride loops over batch items (z), row tiles (y) and column tiles (x); every thread
   // runs the same iterations, so the barriers are reached by all.
   for (int64_t b = blockIdx.z; b < p.batch; b += gridDim.z) {
     const float* s = p.src + b * p.stride;
-    uint16_t* d = p.dst + b * p.stride_dst;
+    Out* d = p.dst + b * p.stride_dst;
     for (int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32; r0 < p.rows; r0 += static_cast<int64_t>(gridDim.y) * 32)
       for (int64_t c0 = static_cast<int64_t>(blockIdx.x) * 32; c0 < p.ld_dst; c0 += static_cast<int64_t>(gridDim.x) * 32) {
 #pragma unroll
@@ -530,7 +540,7 @@ __global__ void __launch_bounds__(kConvertThreads) to_bf16_kernel(const Bf16Conv
         for (int i = 0; i < 4; ++i) {
           const int rl = ty + 8 * i;
           const int64_t r = r0 + rl, c = c0 + tx;
-          if (r < p.rows && c < p.ld_dst) d[r * p.ld_dst + c] = to_bf16(tile[rl][tx]);  // 0 past cols
+          if (r < p.rows && c < p.ld_dst) d[r * p.ld_dst + c] = rounded(tile[rl][tx], d);  // 0 past cols
         }
         __syncthreads();
       }
@@ -652,16 +662,20 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
-// dst (items, rows, ld_dst) BF16 <- op(src) (rows, cols) per item (TRANS as for to_bf16_kernel).
-void convert_bf16(const float* src, int64_t ld, int64_t stride, bool trans, int64_t rows, int64_t cols, int64_t items,
-                  uint16_t* dst, int64_t ld_dst) {
-  Bf16Convert c{src, ld, stride, rows, cols, dst, ld_dst, rows * ld_dst, items};
+// dst (items, rows, ld_dst) <- op(src) (rows, cols) per item, rounded to Out's format (TRANS as
+// for to_kmajor_kernel).
+template <class Out>
+void convert_kmajor(const float* src, int64_t ld, int64_t stride, bool trans, int64_t rows, int64_t cols,
+                    int64_t items, Out* dst, int64_t ld_dst) {
+  KMajorCopy<Out> c{src, ld, stride, rows, cols, dst, ld_dst, rows * ld_dst, items};
   const dim3 grid(static_cast<unsigned>(std::min((ld_dst + 31) / 32, kMaxGridX)),
                   static_cast<unsigned>(std::min((rows + 31) / 32, kMaxGridYZ)),
                   static_cast<unsigned>(std::min(items, kMaxGridYZ)));
-  const auto kernel = trans ? to_bf16_kernel<true> : to_bf16_kernel<false>;
+  const auto kernel = trans ? to_kmajor_kernel<true, Out> : to_kmajor_kernel<false, Out>;
   kernel<<<grid, kConvertThreads, 0, current_stream()>>>(c);
-  check_launch(trans ? "to_bf16_cuda (transposed)" : "to_bf16_cuda");
+  const bool bf16 = sizeof(Out) == 2;
+  check_launch(bf16 ? (trans ? "to_bf16_cuda (transposed)" : "to_bf16_cuda")
+                    : (trans ? "to_tf32_cuda (transposed)" : "to_tf32_cuda"));
 }
 
 void run_bf16(const GemmDesc& d, int tile) {
@@ -673,9 +687,9 @@ void run_bf16(const GemmDesc& d, int tile) {
   Scratch a16(static_cast<size_t>(items_a * d.M * Kp) * 2, device);  // empty when K == 0
   Scratch b16(static_cast<size_t>(items_b * d.N * Kp) * 2, device);
   if (d.K > 0) {
-    convert_bf16(static_cast<const float*>(d.A), d.lda, d.stride_a, d.trans_a, d.M, d.K, items_a,
+    convert_kmajor(static_cast<const float*>(d.A), d.lda, d.stride_a, d.trans_a, d.M, d.K, items_a,
                  static_cast<uint16_t*>(a16.ptr), Kp);
-    convert_bf16(static_cast<const float*>(d.B), d.ldb, d.stride_b, !d.trans_b, d.N, d.K, items_b,
+    convert_kmajor(static_cast<const float*>(d.B), d.ldb, d.stride_b, !d.trans_b, d.N, d.K, items_b,
                  static_cast<uint16_t*>(b16.ptr), Kp);
   }
   const auto p = params_of<uint16_t>(d, static_cast<const uint16_t*>(a16.ptr), std::max<int64_t>(Kp, 1),
@@ -687,13 +701,73 @@ void run_bf16(const GemmDesc& d, int tile) {
     launch_mma<Bf16Math, TcTile64, false, true, 8>(p);
 }
 
-// 128-tiles once there are at least as many as SMs (every SM gets a block); below that the
-// 64-tile's four times the blocks beat the larger tile's reuse.
+// On Hopper: gemm_wgmma, with each operand that is not already K-contiguous and 16-byte aligned
+// (TF32: op(A) = A not transposed, op(B) = B transposed; BF16: never, the inputs are FP32) first
+// converted into K-major scratch (Kp = K rounded up to 16 bytes, the TMA's row alignment). TF32
+// copies are exact: the tensor cores truncate every FP32 to TF32 as they read it. K > 0.
+template <class Out>
+void run_wgmma(const GemmDesc& d) {
+#ifndef DLCORE_WITH_WGMMA
+  (void)d;
+  bad("this build has no sm_90a code (the wgmma kernel)");
+#else
+  constexpr int es = static_cast<int>(sizeof(Out));
+  constexpr int64_t kAlign = 16 / es;
+  const int64_t Kp = (d.K + kAlign - 1) / kAlign * kAlign;
+  const int device = current_device();
+  // op(X) (rows, K) per item: in place when it can be, else into `scratch` (allocated here).
+  auto operand = [&](const void* x, int64_t ld, int64_t stride, bool k_major, int64_t rows,
+                     std::unique_ptr<Scratch>& scratch) {
+    const int64_t items = stride == 0 ? 1 : d.batch;
+    if (es == 4 && k_major && wgmma_operand_aligned(x, ld, items == 1 ? 0 : stride, es))
+      return WgmmaOperand{x, ld, stride, items, d.K};
+    scratch = std::make_unique<Scratch>(static_cast<size_t>(items * rows * Kp) * es, device);
+    convert_kmajor(static_cast<const float*>(x), ld, stride, !k_major, rows, d.K, items,
+                   static_cast<Out*>(scratch->ptr), Kp);
+    return WgmmaOperand{scratch->ptr, Kp, rows * Kp, items, Kp};
+  };
+  std::unique_ptr<Scratch> a_scratch, b_scratch;
+  WgmmaGemm g;
+  g.bf16 = es == 2;
+  g.M = d.M;
+  g.N = d.N;
+  g.K = d.K;
+  g.A = operand(d.A, d.lda, d.stride_a, !d.trans_a, d.M, a_scratch);
+  g.B = operand(d.B, d.ldb, d.stride_b, d.trans_b, d.N, b_scratch);
+  g.C = static_cast<float*>(d.C);
+  g.ldc = d.ldc;
+  g.stride_c = d.stride_c;
+  g.batch = d.batch;
+  g.alpha = static_cast<float>(d.alpha);
+  g.beta = static_cast<float>(d.beta);
+  g.bias = static_cast<const float*>(d.bias);
+  g.relu = d.relu;
+  gemm_wgmma(g);
+#endif
+}
+
+// Whether this build and device run gemm_wgmma (tile 256).
+bool wgmma_here(int device) {
+#ifdef DLCORE_WITH_WGMMA
+  return gemm_wgmma_available(device);
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+// THE RULE (tile 0), with S = the device's SMs and tiles(BM x BN) = ceil(M / BM) ceil(N / BN) batch:
+//   1. Hopper (wgmma_here), K > 0 and tiles(128 x 256) >= S / 2: the wgmma kernel (256);
+//   2. else 128 x 128 mma.sync once tiles(128 x 128) >= S (every SM gets a block);
+//   3. else the 64 x 64 mma.sync tile: four times the blocks beat the larger tile's reuse.
 int auto_tile(const GemmDesc& d, int device) {
   const int sms = device_attribute(cudaDevAttrMultiProcessorCount, device);
-  const double tiles = static_cast<double>((d.M + 127) / 128) * static_cast<double>((d.N + 127) / 128) *
-                       static_cast<double>(d.batch);
-  return tiles >= sms ? 128 : 64;
+  auto tiles = [&](int bm, int bn) {
+    return static_cast<double>((d.M + bm - 1) / bm) * static_cast<double>((d.N + bn - 1) / bn) *
+           static_cast<double>(d.batch);
+  };
+  if (d.K > 0 && wgmma_here(device) && 2 * tiles(kWgmmaBM, kWgmmaBN) >= sms) return 256;
+  return tiles(128, 128) >= sms ? 128 : 64;
 }
 
 }  // namespace
@@ -707,7 +781,8 @@ bool gemm_tc_supported(int device) {
 void gemm_tc_with_tile(const GemmDesc& d, MathMode mode, int tile) {
   validate(d);
   if (mode != MathMode::tf32 && mode != MathMode::bf16) bad("unknown math mode " + str(static_cast<int>(mode)));
-  if (tile != 0 && tile != 64 && tile != 128) bad("tile = " + str(tile) + " is not one of 0 (auto), 64, 128");
+  if (tile != 0 && tile != 64 && tile != 128 && tile != 256)
+    bad("tile = " + str(tile) + " is not one of 0 (auto), 64, 128 (mma.sync), 256 (wgmma, sm_90)");
   if (d.M == 0 || d.N == 0 || d.batch == 0) return;
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
@@ -715,6 +790,22 @@ void gemm_tc_with_tile(const GemmDesc& d, MathMode mode, int tile) {
     bad(std::string(math_mode_name(mode)) + " needs a GPU of compute capability 8.0 or newer (sm_80+); cuda:" +
         str(device) + " is older (use matmul precision \"highest\")");
   if (tile == 0) tile = auto_tile(d, device);
+  if (tile == 256) {
+    if (!wgmma_here(device))
+      bad("tile = 256 (the wgmma kernel) needs an sm_90 GPU (H100/H200) and a build for sm_90a; cuda:" +
+          str(device) + " has compute capability " +
+          str(device_attribute(cudaDevAttrComputeCapabilityMajor, device)) + "." +
+          str(device_attribute(cudaDevAttrComputeCapabilityMinor, device)));
+    if (d.K == 0) {
+      tile = 64;  // nothing to multiply: the mma.sync kernel's K == 0 path writes beta C + bias
+    } else {
+      if (mode == MathMode::tf32)
+        run_wgmma<float>(d);
+      else
+        run_wgmma<uint16_t>(d);
+      return;
+    }
+  }
   if (mode == MathMode::tf32)
     run_tf32(d, tile);
   else

@@ -6,16 +6,18 @@ Tolerance, a worst-case bound (not a statistical one), abs_ref = |alpha| |op(A)|
 |beta| |C| + |bias| as in test_cuda_gemm.py:
     |out - ref| <= (u_prod + 2 (K + 2) 2^-23) * abs_ref
   - u_prod: each input is rounded to the mode's format, relative error u = 2^-11 (TF32, 10
-    fraction bits) or 2^-8 (BF16, 7 fraction bits); a product of two rounded inputs is then off
-    by at most (1 + u)^2 - 1 = 2u + u^2 (the product itself is exact in the tensor core):
-    2^-10 + 2^-22 for TF32 (~1e-3), 2^-7 + 2^-16 for BF16 (~8e-3);
+    fraction bits, round to nearest: the mma.sync kernels) or 2^-8 (BF16, 7 fraction bits); the
+    Hopper wgmma kernel (tile 256) truncates TF32 instead (its tensor cores drop the low 13 bits of
+    each FP32), u = 2^-10. A product of two such inputs is off by at most (1 + u)^2 - 1 = 2u + u^2
+    (the product itself is exact in the tensor core): the bound takes TF32's worse case, 2^-9 +
+    2^-20 (~2e-3), and 2^-7 + 2^-16 for BF16 (~8e-3);
   - the sums: K additions in FP32 plus alpha, beta and bias (K + 3 roundings). NVIDIA does not
     specify the tensor cores' accumulation rounding (it may truncate), so each counts 1 ulp
     (2^-23) and the bound takes K + 2 of them twice.
   For random inputs the typical error is far below this (~3e-4 * sqrt(K) relative to |ref| for
   TF32), so test_rounding_matches_the_documented_format also checks the tighter statement:
-  against a reference built from inputs pre-rounded in NumPy (TF32 round-half-away, BF16
-  round-half-even), only the accumulation term remains. The integer-exact cases catch indexing
+  against a reference built from inputs pre-rounded in NumPy (TF32 round-half-away, or truncated
+  for the wgmma kernel; BF16 round-half-even), only the accumulation term remains. The integer-exact cases catch indexing
   bugs that loose bounds hide; test_precision_levels_are_distinguishable checks that each mode
   really computes at its precision.
 Run: PYTHONPATH=python python3 -m pytest tests/cuda/test_cuda_gemm_tc.py -q -rs
@@ -39,14 +41,22 @@ def _tensor_cores_here():
     return dlcore.cuda.is_available() and _C.cuda.gemm_tc_supported(0)
 
 
-pytestmark = pytest.mark.skipif(not _tensor_cores_here(), reason="no CUDA device of compute capability >= 8.0")
+def _wgmma_here():
+    return _tensor_cores_here() and _C.cuda.gemm_wgmma_available(0)
 
-KERNELS = [("tf32", 64), ("tf32", 128), ("bf16", 64), ("bf16", 128)]
-KERNEL_IDS = ["tf32-64", "tf32-128", "bf16-64", "bf16-128"]
+
+pytestmark = pytest.mark.skipif(not _tensor_cores_here(), reason="no CUDA device of compute capability >= 8.0")
+WGMMA = pytest.mark.skipif(not _wgmma_here(), reason="tile 256 (wgmma) needs an sm_90 GPU and a build with sm_90a code")
+
+# (mode, tile): the mma.sync block tiles 64 and 128, and 256, the Hopper wgmma kernel (128 x 256).
+KERNELS = [pytest.param("tf32", 64, id="tf32-64"), pytest.param("tf32", 128, id="tf32-128"),
+           pytest.param("tf32", 256, id="tf32-wgmma", marks=WGMMA),
+           pytest.param("bf16", 64, id="bf16-64"), pytest.param("bf16", 128, id="bf16-128"),
+           pytest.param("bf16", 256, id="bf16-wgmma", marks=WGMMA)]
 TRANSPOSES = list(itertools.product([False, True], repeat=2))
 TRANS_IDS = ["NN", "NT", "TN", "TT"]
 SIZES = [1, 2, 3, 7, 16, 31, 33, 64, 65, 70]
-U_PRODUCT = {"tf32": 2.0**-10 + 2.0**-22, "bf16": 2.0**-7 + 2.0**-16}
+U_PRODUCT = {"tf32": 2.0**-9 + 2.0**-20, "bf16": 2.0**-7 + 2.0**-16}
 ULP32 = 2.0**-23
 
 
@@ -97,7 +107,7 @@ def run_case(rng, M, N, K, mode, tile, ta, tb):
     check(out.get(), ref, abs_ref, K, mode, f"gemm_tc {mode} tile={tile} M={M} N={N} K={K} ta={ta} tb={tb}")
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES, ids=TRANS_IDS)
 def test_sizes_around_the_tiles(rng, mode, tile, ta, tb):
     """A sample of (M, N, K) over 1..70 plus corners, primes, 128 +- 1 and real model shapes
@@ -117,7 +127,7 @@ def test_auto_tile_agrees_with_reference(rng, mode):
         run_case(rng, M, N, K, mode, 0, False, False)
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES, ids=TRANS_IDS)
 def test_batched_and_broadcast_batches(rng, mode, tile, ta, tb):
     M, N, K = 67, 132, 36
@@ -135,7 +145,7 @@ def test_batched_and_broadcast_batches(rng, mode, tile, ta, tb):
     check(out, ref, abs_ref, K, mode, f"gemm_tc stride-0 batch {name}")
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES, ids=TRANS_IDS)
 def test_alpha_beta_bias_relu(rng, mode, tile, ta, tb):
     M, N, K = 70, 65, 33
@@ -154,7 +164,7 @@ def test_alpha_beta_bias_relu(rng, mode, tile, ta, tb):
         check(out.get(), ref, abs_ref, K, mode, f"gemm_tc alpha={alpha} beta={beta} bias={with_bias} relu={relu} {name}")
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 def test_integer_inputs_are_exact(rng, mode, tile):
     """Small integers are exact in TF32 and BF16 and every partial sum (< 2^24) is exact in FP32,
     so the result must equal the int64 product bit for bit (catches an element read from the
@@ -171,7 +181,7 @@ def test_integer_inputs_are_exact(rng, mode, tile):
             f"gemm_tc {mode} tile={tile} integer M={M} N={N} K={K} ta={ta} tb={tb}"
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 def test_strided_views_and_both_copy_widths(rng, mode, tile):
     """Leading dimensions that are and are not multiples of 4 floats, a start 4 bytes past a
     16-byte boundary (tf32 then takes 4-byte copies at the 64-tile), transposed views, a
@@ -202,7 +212,7 @@ def test_strided_views_and_both_copy_widths(rng, mode, tile):
     check(gemm_tc_with_tile(tile, a3, dev(B), mode=mode).get(), ref3, abs3, K, mode, "gemm_tc padded batch")
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 def test_raw_binding_padded_c_and_broadcast_a(rng, mode, tile):
     """ldc > N and stride_c > M * ldc leave the padding untouched (poisoned with NaN here);
     stride_a = 0 reuses one A for every batch item."""
@@ -220,6 +230,42 @@ def test_raw_binding_padded_c_and_broadcast_a(rng, mode, tile):
     written = np.zeros(batch * stride_c, bool)
     np.lib.stride_tricks.as_strided(written, inner.shape, (stride_c, ldc, 1))[...] = True
     assert np.isnan(out[~written]).all(), "gemm_tc wrote outside C[:, :M, :N]"
+
+
+@WGMMA
+@pytest.mark.parametrize("mode", ["tf32", "bf16"])
+def test_wgmma_many_tiles_and_slices(rng, mode):
+    """The wgmma kernel over more tiles than SMs (each block walks several, its stage ring and
+    barrier phases running on across tiles), K of many 128-byte slices with a tail, and partial
+    edge tiles; integer inputs give the exact product, random ones the bound. Then bitwise the
+    same on a second run."""
+    for (M, N, K, batch), (ta, tb) in zip([(517, 1031, 777, None), (200, 300, 100, 40), (129, 257, 4000, None),
+                                           (1000, 60, 300, 3)], TRANSPOSES):
+        shape_a = ((K, M) if ta else (M, K)) if batch is None else (batch,) + ((K, M) if ta else (M, K))
+        shape_b = ((N, K) if tb else (K, N)) if batch is None else (batch,) + ((N, K) if tb else (K, N))
+        A, B = rng.integers(-4, 5, shape_a), rng.integers(-4, 5, shape_b)
+        want = np.swapaxes(A, -1, -2) if ta else A
+        want = want @ (np.swapaxes(B, -1, -2) if tb else B)
+        out = gemm_tc_with_tile(256, dev(A.astype(np.float32)), dev(B.astype(np.float32)), None, ta, tb,
+                                mode=mode).get()
+        assert np.array_equal(out, want.astype(np.float32)), \
+            f"gemm_tc {mode} wgmma integer M={M} N={N} K={K} batch={batch} ta={ta} tb={tb}"
+        A, B = A.astype(np.float32) + rng.uniform(-0.5, 0.5, shape_a).astype(np.float32), \
+            B.astype(np.float32) + rng.uniform(-0.5, 0.5, shape_b).astype(np.float32)
+        a, b = dev(A), dev(B)
+        out = gemm_tc_with_tile(256, a, b, None, ta, tb, mode=mode).get()
+        ref, abs_ref = reference(A, B, ta, tb)
+        check(out, ref, abs_ref, K, mode, f"gemm_tc {mode} wgmma M={M} N={N} K={K} batch={batch} ta={ta} tb={tb}")
+        again = gemm_tc_with_tile(256, a, b, None, ta, tb, mode=mode).get()
+        assert out.tobytes() == again.tobytes(), f"gemm_tc {mode} wgmma is not bitwise deterministic"
+
+
+def test_wgmma_tile_is_refused_where_it_cannot_run(rng):
+    if _wgmma_here():
+        pytest.skip("this device and build run the wgmma kernel")
+    A, B = operands(rng, 8, 8, 8)
+    with pytest.raises(ValueError, match="gemm_tc: tile = 256 .*needs an sm_90 GPU"):
+        gemm_tc_with_tile(256, dev(A), dev(B), mode="tf32")
 
 
 @pytest.mark.parametrize("mode", ["tf32", "bf16"])
@@ -244,25 +290,26 @@ def test_empty_and_k0(rng, mode):
     assert gemm_tc(dev(np.ones((0, 3), np.float32)), dev(np.ones((3, N), np.float32)), mode=mode).shape == (0, N)
 
 
-def _round_like_the_tensor_cores(x, mode):
-    """x (float32) rounded to TF32 (10 fraction bits, half away from zero: cvt.rna) or BF16 (7
-    fraction bits, half to even), as float64."""
+def _round_like_the_tensor_cores(x, mode, tile):
+    """x (float32) in the format the kernel multiplies, as float64: TF32 (10 fraction bits) rounded
+    half away from zero (cvt.rna, the mma.sync tiles) or truncated (tile 256, wgmma), or BF16 (7
+    fraction bits, half to even)."""
     bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
     if mode == "tf32":
-        bits = (bits + 0x1000) & 0xFFFFE000
+        bits = (bits if tile == 256 else bits + 0x1000) & 0xFFFFE000
     else:
         bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
     return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
-@pytest.mark.parametrize("mode,tile", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("mode,tile", KERNELS)
 def test_rounding_matches_the_documented_format(rng, mode, tile):
     """Against a reference from inputs pre-rounded in NumPy, only the FP32 accumulation error
     may remain: |out - ref_rounded| <= 2 (K + 2) 2^-23 abs_ref. A kernel that truncated instead
     of rounding, or rounded to another format, fails this."""
     for (M, N, K), (ta, tb) in itertools.product([(70, 65, 300), (128, 132, 64)], TRANSPOSES):
         A, B = operands(rng, M, N, K, ta, tb)
-        a, b = _round_like_the_tensor_cores(A, mode), _round_like_the_tensor_cores(B, mode)
+        a, b = _round_like_the_tensor_cores(A, mode, tile), _round_like_the_tensor_cores(B, mode, tile)
         ref = (a.T if ta else a) @ (b.T if tb else b)
         abs_ref = np.abs(a.T if ta else a) @ np.abs(b.T if tb else b)
         out = gemm_tc_with_tile(tile, dev(A), dev(B), None, ta, tb, mode=mode).get()
