@@ -3,6 +3,8 @@ same device, in one run, against the issue's goals.
 
     python bench/bench_cuda_gemm.py                 # the goals table, every precision built
     python bench/bench_cuda_gemm.py --variant       # every float32 kernel forced, to set the rule
+    python bench/bench_cuda_gemm.py --tc-variant    # every tensor-core tile forced (64, 128 mma.sync;
+                                                    # 256 wgmma on sm_90), to set gemm_tc's rule
     python bench/bench_cuda_gemm.py --shapes 4096,fc --precisions fp32 --repeats 5
     DLCORE_GEMM_CP_ASYNC=1 python bench/bench_cuda_gemm.py   # the cp.async rule on where a build
                                                              # has kCpAsyncVerified false
@@ -113,8 +115,12 @@ class Dlcore:
     def event(self):
         return self.mods.dlcore.cuda.Event()
 
-    def calls(self, precision=None, kernel=None, splits=0):
+    def calls(self, precision=None, kernel=None, splits=0, tc_tile=0):
         d = self.mods.dlcore
+        if tc_tile:
+            gemm_tc_with_tile = self.mods.gemm_tc_with_tile
+            return [lambda a=a, b=b: gemm_tc_with_tile(tc_tile, a._data, b._data, mode=precision)
+                    for a, b in self.tensors]
         if kernel is not None:
             gemm_with_tile = self.mods.gemm_with_tile
             return [lambda a=a, b=b: gemm_with_tile(kernel, a._data, b._data, splits=splits) for a, b in self.tensors]
@@ -160,10 +166,12 @@ class Modules:
         from dlcore.cuda.kernels.gemm import choice, gemm_with_tile, variants
 
         self.dlcore, self.gemm_with_tile, self.variants, self.choice = dlcore, gemm_with_tile, variants, choice
-        gemm_tc = None
+        gemm_tc = gemm_tc_with_tile = None
+        self.tc_tiles = ()
         if hasattr(dlcore._C.cuda, "gemm_tc"):  # the tensor-core kernels are built
-            from dlcore.cuda.kernels.gemm_tc import gemm_tc
-        self.gemm_tc = gemm_tc
+            from dlcore.cuda.kernels.gemm_tc import gemm_tc, gemm_tc_with_tile
+            self.tc_tiles = (64, 128) + ((256,) if dlcore._C.cuda.gemm_wgmma_available(0) else ())
+        self.gemm_tc, self.gemm_tc_with_tile = gemm_tc, gemm_tc_with_tile
         import torch
 
         self.torch = torch
@@ -245,9 +253,33 @@ def variant_table(mods, args):
                       f"{flop / t_t / 1e9:.1f} | {t_t / t_d:.2f} |", flush=True)
 
 
+def tc_variant_table(mods, args):
+    """Every tensor-core tile forced (gemm_tc_with_tile), beside cuBLAS at the same precision."""
+    precisions = [p for p in args.precisions if p != "fp32"]
+    if mods.gemm_tc is None or not precisions:
+        print("# --tc-variant: nothing to time (gemm_tc not built, or no tf32/bf16 in --precisions)")
+        return
+    rng = np.random.default_rng(0)
+    print(f"# gemm_tc tiles: {', '.join(map(str, mods.tc_tiles))} (256 = wgmma 128 x 256)")
+    print("| shape | M x N x K | precision | tile | ms | TFLOP/s | cuBLAS TFLOP/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.shapes:
+        M, N, K = SHAPES[name]
+        host = host_sets_for(rng, M, N, K)
+        dl, th = Dlcore(mods, host), Torch(mods.torch, host)
+        flop = 2.0 * M * N * K
+        for precision in precisions:
+            t_t = time_calls(th.calls(precision), th.event, th.sync, args.repeats)
+            for tile in mods.tc_tiles:
+                t_d = time_calls(dl.calls(precision, tc_tile=tile), dl.event, dl.sync, args.repeats)
+                print(f"| {name} | {M}x{N}x{K} | {precision} | {tile} | {t_d:.4f} | {flop / t_d / 1e9:.1f} | "
+                      f"{flop / t_t / 1e9:.1f} | {t_t / t_d:.2f} |", flush=True)
+
+
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", action="store_true", help="time every float32 kernel forced (sets the rule)")
+    ap.add_argument("--tc-variant", action="store_true", help="time every tensor-core tile forced (sets its rule)")
     ap.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--precisions", default=",".join(PRECISIONS), help="comma list of fp32, tf32, bf16")
     ap.add_argument("--splits", default="2,4,8,16", help="--variant: split counts tried besides 1 and the rule's")
@@ -276,6 +308,8 @@ def main(argv=None, mods=None):
     header(mods, args)
     if args.variant:
         variant_table(mods, args)
+    elif args.tc_variant:
+        tc_variant_table(mods, args)
     else:
         goals_table(mods, args)
     return 0

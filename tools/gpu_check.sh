@@ -11,10 +11,14 @@
 # DATA_DIR holds mnist/ and tinyshakespeare/ (default ../shared/data); without mnist/
 # LeNet trains on the embedded sample (which cannot reach the 98.9 % goal). Env: GPU_CHECK_EPOCHS (default 10),
 # CUDA_ARCH (default: the device's, e.g. 90), GPU_CHECK_STAGES (default "all"), GPU_CHECK_SECONDS
-# (a budget for the whole run: each stage's limit is cut to what is left of it; default none).
+# (a budget for the whole run: each stage's limit is cut to what is left of it; default none),
+# GPU_CHECK_DEV_BUILD (a CMake build folder holding a _C*.so built elsewhere for this machine's
+# Python: the install stage then only checks that it imports, and everything runs the source tree
+# with it; saves the minutes of a build on the GPU machine's clock).
 #
 # Stages: install, tests, lenet_run1, lenet_repro, char_lstm, sanitize, bench, bench_variant
-# (every float32 GEMM kernel forced, the timings behind gemm's rule in csrc/cuda/gemm.cu). To try
+# (every float32 GEMM kernel forced, the timings behind gemm's rule in csrc/cuda/gemm.cu),
+# bench_tc_variant (every tensor-core tile forced, the timings behind gemm_tc's rule). To try
 # a changed rule with kCpAsyncVerified set to false, export DLCORE_GEMM_CP_ASYNC=1 for the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,16 +56,23 @@ gpu="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohe
 arch="${CUDA_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d .)}"
 echo "device: $gpu; building for sm_${arch:-80;90}; $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD 2>/dev/null)" | tee -a "$summary"
 
-stage install 240 15 env DLCORE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-  CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=${arch:-80;90}" \
-  python3 -m pip install --no-build-isolation --no-deps -v .
+if [ -n "${GPU_CHECK_DEV_BUILD:-}" ]; then
+  export DLCORE_DEV_BUILD="$(cd "$GPU_CHECK_DEV_BUILD" && pwd)" PYTHONPATH="$(pwd)/python${PYTHONPATH:+:$PYTHONPATH}"
+  stage install 60 15 python3 -c "import dlcore, dlcore.cuda; print(dlcore.__file__, dlcore.cuda.is_available())"
+else
+  stage install 240 15 env DLCORE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=${arch:-80;90}" \
+    python3 -m pip install --no-build-isolation --no-deps -v .
+fi
 
 tests_dir="$(pwd)/tests"
 run_dir="$(mktemp -d)"  # outside the source tree, so the installed package is the one tested
 # With pytest-xdist (there on the GPU image) the suite runs in parallel, and a test that crashes
 # its worker is reported as a failure instead of ending the run.
 parallel=$(python3 -c "import xdist" 2>/dev/null && echo "-n $(nproc)")
-stage tests 200 40 bash -c "cd '$run_dir' && python3 -m dlcore.info && python3 -m pytest '$tests_dir' -q -p no:cacheprovider $parallel --maxfail=60 -rfE"
+# With pytest-timeout a test that hangs (a kernel waiting on a barrier forever) fails after 120 s.
+per_test=$(python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout 120")
+stage tests 200 40 bash -c "cd '$run_dir' && python3 -m dlcore.info && python3 -m pytest '$tests_dir' -q -p no:cacheprovider $parallel $per_test --maxfail=60 -rfE"
 stage lenet_run1 150 14 python3 -m dlcore.examples.lenet5 --device cuda --data "$data" --epochs "$epochs" \
   --no-progress --checkpoint "$run_dir/lenet5_cuda.safetensors"
 # Reproducibility: two identical short runs must give the same per-epoch loss digests.
@@ -79,5 +90,6 @@ stage sanitize 180 8 bash -c "compute-sanitizer --tool memcheck --error-exitcode
   && compute-sanitizer --tool racecheck --error-exitcode 9 python3 tools/gpu_sanitize_subset.py"
 stage bench 240 40 bash -c "python3 bench/bench_cuda.py && python3 bench/bench_cuda_gemm.py --repeats 5"
 stage bench_variant 180 60 python3 bench/bench_cuda_gemm.py --variant --repeats 3 --splits 2,4,8
+stage bench_tc_variant 180 60 python3 bench/bench_cuda_gemm.py --tc-variant --repeats 3 --precisions tf32,bf16
 echo "== summary"
 cat "$summary"

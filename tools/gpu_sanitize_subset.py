@@ -61,6 +61,16 @@ def main():
             gemm_with_tile(kernel, x._data, dlcore.randn(19, 70, device=dev)._data, splits=splits)
             gemm_with_tile(kernel, dlcore.randn(5, 3, 131, device=dev)._data,
                            dlcore.randn(5, 131, 33, device=dev)._data, splits=splits)
+    # Every tensor-core tile forced, the Hopper wgmma one (256) where this device and build run it:
+    # partial tiles, several tiles and K slices a problem, K tails.
+    from dlcore import _C
+    from dlcore.cuda.kernels.gemm_tc import gemm_tc_with_tile
+    tiles = (64, 128) + ((256,) if _C.cuda.gemm_wgmma_available(0) else ())
+    for mode in ("tf32", "bf16"):
+        for tile in tiles:
+            gemm_tc_with_tile(tile, x._data, dlcore.randn(19, 70, device=dev)._data, mode=mode)
+            gemm_tc_with_tile(tile, dlcore.randn(3, 200, 131, device=dev)._data,
+                              dlcore.randn(3, 300, 131, device=dev)._data, trans_b=True, mode=mode)
     dlcore.cuda.synchronize()
     host = model[0].weight.detach().cpu().numpy()
     assert np.isfinite(host).all(), "non-finite weights after the optimizer steps"
