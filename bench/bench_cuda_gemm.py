@@ -104,9 +104,9 @@ def time_calls(calls, event, sync, repeats):
 class Dlcore:
     """dlcore's calls for one precision or forced kernel, over `sets` input sets."""
 
-    def __init__(self, mods, host_sets):
+    def __init__(self, mods, host_sets, layout="NN"):
         self.mods = mods
-        self.tensors = [(mods.dlcore.tensor(a, device=DEVICE), mods.dlcore.tensor(b, device=DEVICE))
+        self.tensors = [as_layout(mods.dlcore.tensor(a, device=DEVICE), mods.dlcore.tensor(b, device=DEVICE), layout)
                         for a, b in host_sets]
 
     def sync(self):
@@ -134,9 +134,10 @@ class Dlcore:
 class Torch:
     """torch's calls (cuBLAS) for one precision over the same input sets."""
 
-    def __init__(self, torch, host_sets):
+    def __init__(self, torch, host_sets, layout="NN"):
         self.torch = torch
-        self.f32 = [(torch.from_numpy(a).to(DEVICE), torch.from_numpy(b).to(DEVICE)) for a, b in host_sets]
+        self.f32 = [as_layout(torch.from_numpy(a).to(DEVICE), torch.from_numpy(b).to(DEVICE), layout)
+                    for a, b in host_sets]
         self.b16 = None
 
     def sync(self):
@@ -189,15 +190,25 @@ def header(mods, args):
     d, t = mods.dlcore, mods.torch
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, dlcore commit {commit()}, "
           f"device {d.cuda.get_device_name()}, torch {t.__version__} ({t.cuda.get_device_name()})")
+    print(f"# layout {args.layout}: op(A) = A{'.T' if args.layout[0] == 'T' else ''}, "
+          f"op(B) = B{'.T' if args.layout[1] == 'T' else ''}")
     print(f"# CUDA events, median of {args.repeats} samples of >= {TARGET_MS:.0f} ms; inputs standard-normal, "
           f"rotated over up to {MAX_SETS} sets when they fit in 2 x {L2_BYTES >> 20} MB of L2")
     print(f"# DLCORE_GEMM_CP_ASYNC={os.environ.get('DLCORE_GEMM_CP_ASYNC', '')!r} (1: gemm's cp.async rule on "
           f"even where kCpAsyncVerified is false)")
 
 
-def host_sets_for(rng, M, N, K):
-    return [(rng.standard_normal((M, K), dtype=np.float32), rng.standard_normal((K, N), dtype=np.float32))
+def host_sets_for(rng, M, N, K, layout="NN"):
+    """Input sets as stored: A (M, K), or (K, M) when layout[0] is "T"; B (K, N), or (N, K)."""
+    a_shape = (K, M) if layout[0] == "T" else (M, K)
+    b_shape = (N, K) if layout[1] == "T" else (K, N)
+    return [(rng.standard_normal(a_shape, dtype=np.float32), rng.standard_normal(b_shape, dtype=np.float32))
             for _ in range(input_sets(M, N, K))]
+
+
+def as_layout(a, b, layout):
+    """The operands of C = op(A) @ op(B) as views: a stored transpose is used through .T."""
+    return (a.T if layout[0] == "T" else a), (b.T if layout[1] == "T" else b)
 
 
 def goals_table(mods, args):
@@ -211,8 +222,8 @@ def goals_table(mods, args):
     misses = 0
     for name in args.shapes:
         M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K)
-        dl, th = Dlcore(mods, host), Torch(mods.torch, host)
+        host = host_sets_for(rng, M, N, K, args.layout)
+        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
         flop = 2.0 * M * N * K
         for precision in precisions:
             t_d = time_calls(dl.calls(precision), dl.event, dl.sync, args.repeats)
@@ -239,8 +250,8 @@ def variant_table(mods, args):
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K)
-        dl, th = Dlcore(mods, host), Torch(mods.torch, host)
+        host = host_sets_for(rng, M, N, K, args.layout)
+        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
         flop = 2.0 * M * N * K
         t_t = time_calls(th.calls("fp32"), th.event, th.sync, args.repeats)
         for kernel, split_k in kernels:
@@ -260,17 +271,18 @@ def tc_variant_table(mods, args):
         print("# --tc-variant: nothing to time (gemm_tc not built, or no tf32/bf16 in --precisions)")
         return
     rng = np.random.default_rng(0)
-    print(f"# gemm_tc tiles: {', '.join(map(str, mods.tc_tiles))} (256 = wgmma 128 x 256)")
+    tiles = [t for t in mods.tc_tiles if not args.tc_tiles or t in args.tc_tiles]
+    print(f"# gemm_tc tiles: {', '.join(map(str, tiles))} (256 = wgmma 128 x 256)")
     print("| shape | M x N x K | precision | tile | ms | TFLOP/s | cuBLAS TFLOP/s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
         M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K)
-        dl, th = Dlcore(mods, host), Torch(mods.torch, host)
+        host = host_sets_for(rng, M, N, K, args.layout)
+        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
         flop = 2.0 * M * N * K
         for precision in precisions:
             t_t = time_calls(th.calls(precision), th.event, th.sync, args.repeats)
-            for tile in mods.tc_tiles:
+            for tile in tiles:
                 t_d = time_calls(dl.calls(precision, tc_tile=tile), dl.event, dl.sync, args.repeats)
                 print(f"| {name} | {M}x{N}x{K} | {precision} | {tile} | {t_d:.4f} | {flop / t_d / 1e9:.1f} | "
                       f"{flop / t_t / 1e9:.1f} | {t_t / t_d:.2f} |", flush=True)
@@ -280,6 +292,9 @@ def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", action="store_true", help="time every float32 kernel forced (sets the rule)")
     ap.add_argument("--tc-variant", action="store_true", help="time every tensor-core tile forced (sets its rule)")
+    ap.add_argument("--tc-tiles", default="", help="--tc-variant: comma list of tiles to time (default: all built)")
+    ap.add_argument("--layout", default="NN", choices=["NN", "NT", "TN", "TT"],
+                    help="operands stored transposed (T) and passed as .T views, for both libraries")
     ap.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--precisions", default=",".join(PRECISIONS), help="comma list of fp32, tf32, bf16")
     ap.add_argument("--splits", default="2,4,8,16", help="--variant: split counts tried besides 1 and the rule's")
@@ -288,6 +303,7 @@ def parse(argv):
     args.shapes = [s for s in args.shapes.split(",") if s]
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.splits = [int(s) for s in args.splits.split(",") if s]
+    args.tc_tiles = [int(t) for t in args.tc_tiles.split(",") if t]
     for s in args.shapes:
         if s not in SHAPES:
             ap.error(f"unknown shape {s!r}; choose from {', '.join(SHAPES)}")

@@ -497,11 +497,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 
 // The conversion pass: dst (rows, ld_dst) = op(src) (rows, cols) in the tensor cores' format,
 // for each batch item, columns [cols, ld_dst) zero; op(src)(r, c) = src[r * ld + c], or
-// src[c * ld + r] when TRANS. Out is uint16_t (BF16 bits, round to nearest even) or float (a
-// plain copy: the wgmma kernel's tensor cores truncate FP32 to TF32 as they read it). A block of
-// 256 threads (32 x 8) moves 32 x 32 tiles through shared memory so that both the read (along
-// src's contiguous index) and the write (along dst's rows) are coalesced; the +1 column keeps
-// the transposed accesses on distinct banks.
+// src[c * ld + r] when transposed. Out is uint16_t (BF16 bits, round to nearest even) or float
+// (a plain copy: the wgmma kernel's tensor cores truncate FP32 to TF32 as they read it).
 template <class Out>
 struct KMajorCopy {
   const float* src; int64_t ld, stride;  // stride: elements between batch items
@@ -515,35 +512,97 @@ constexpr int kConvertThreads = 256;
 __device__ __forceinline__ uint16_t rounded(float x, uint16_t*) { return to_bf16(x); }
 __device__ __forceinline__ float rounded(float x, float*) { return x; }  // wgmma truncates as it reads
 
-template <bool TRANS, class Out>
-__global__ void __launch_bounds__(kConvertThreads) to_kmajor_kernel(const KMajorCopy<Out> p) {
-  __shared__ float tile[32][33];  // tile[rl][cl] = op(src)(r0 + rl, c0 + cl)
-  const int tx = static_cast<int>(threadIdx.x) & 31, ty = static_cast<int>(threadIdx.x) >> 5;
+// The transposed pass. A block of 256 threads (8 warps) moves 64 x 64 tiles through shared
+// memory: warp w reads src rows c0 + w + 8 i (i < 8), each lane two elements 32 apart, so a warp
+// load is one 128-byte line along src's contiguous index, and writes dst rows r0 + w + 8 i the
+// same way along dst's; each thread has 16 loads in flight before the barrier. The +1 column
+// keeps the column-wise shared accesses on distinct banks. Tiles are visited diagonally (x
+// shifted by y) so that the blocks running together do not all hit the same DRAM channels
+// through src's large power-of-two row pitch.
+constexpr int kTransTile = 64;
+
+template <class Out>
+__global__ void __launch_bounds__(kConvertThreads) to_kmajor_transposed_kernel(const KMajorCopy<Out> p) {
+  __shared__ float tile[kTransTile][kTransTile + 1];  // tile[cl][rl] = op(src)(r0 + rl, c0 + cl)
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const int64_t tiles_c = (p.ld_dst + kTransTile - 1) / kTransTile;
   // Grid-stride loops over batch items (z), row tiles (y) and column tiles (x); every thread
   // runs the same iterations, so the barriers are reached by all.
   for (int64_t b = blockIdx.z; b < p.batch; b += gridDim.z) {
     const float* s = p.src + b * p.stride;
     Out* d = p.dst + b * p.stride_dst;
-    for (int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32; r0 < p.rows; r0 += static_cast<int64_t>(gridDim.y) * 32)
-      for (int64_t c0 = static_cast<int64_t>(blockIdx.x) * 32; c0 < p.ld_dst; c0 += static_cast<int64_t>(gridDim.x) * 32) {
+    for (int64_t ty = blockIdx.y; ty * kTransTile < p.rows; ty += gridDim.y)
+      for (int64_t tx = blockIdx.x; tx < tiles_c; tx += gridDim.x) {
+        const int64_t r0 = ty * kTransTile, c0 = (tx + ty) % tiles_c * kTransTile;
+        float v[8][2];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          // TRANS reads along r (contiguous in src), else along c.
-          const int rl = TRANS ? tx : ty + 8 * i, cl = TRANS ? ty + 8 * i : tx;
-          const int64_t r = r0 + rl, c = c0 + cl;
-          float v = 0.f;
-          if (r < p.rows && c < p.cols) v = TRANS ? s[c * p.ld + r] : s[r * p.ld + c];
-          tile[rl][cl] = v;
-        }
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int64_t c = c0 + warp + 8 * i, r = r0 + lane + 32 * h;
+            v[i][h] = (c < p.cols && r < p.rows) ? s[c * p.ld + r] : 0.f;
+          }
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) tile[warp + 8 * i][lane + 32 * h] = v[i][h];
         __syncthreads();
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int rl = ty + 8 * i;
-          const int64_t r = r0 + rl, c = c0 + tx;
-          if (r < p.rows && c < p.ld_dst) d[r * p.ld_dst + c] = rounded(tile[rl][tx], d);  // 0 past cols
-        }
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int64_t r = r0 + warp + 8 * i, c = c0 + lane + 32 * h;
+            if (r < p.rows && c < p.ld_dst) d[r * p.ld_dst + c] = rounded(tile[lane + 32 * h][warp + 8 * i], d);
+          }
         __syncthreads();
       }
+  }
+}
+
+// The conversion pass without a transpose (op(src) rows contiguous in src) as a stream: a thread
+// converts 8 consecutive elements of one row, with 16-byte loads when the source rows are 16-byte
+// aligned and one 16-byte BF16 store (two for FP32), so both sides move whole sectors. Threads
+// run along a row (x), rows over items * rows (y), both grid-stride.
+constexpr int kRowThreads = 128;
+
+__device__ __forceinline__ void store8(uint16_t* d, const float (&v)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) w[e] = uint32_t{to_bf16(v[2 * e])} | (uint32_t{to_bf16(v[2 * e + 1])} << 16);
+  *reinterpret_cast<uint4*>(d) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+__device__ __forceinline__ void store8(float* d, const float (&v)[8]) {
+  reinterpret_cast<float4*>(d)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(d)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+template <class Out>
+__global__ void __launch_bounds__(kRowThreads) to_kmajor_rows_kernel(const KMajorCopy<Out> p, bool src_vec) {
+  const int64_t groups = (p.ld_dst + 7) / 8;
+  for (int64_t rr = blockIdx.y; rr < p.batch * p.rows; rr += gridDim.y) {
+    const int64_t b = rr / p.rows, r = rr - b * p.rows;
+    const float* s = p.src + b * p.stride + r * p.ld;
+    Out* d = p.dst + b * p.stride_dst + r * p.ld_dst;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * kRowThreads + threadIdx.x; g < groups;
+         g += static_cast<int64_t>(gridDim.x) * kRowThreads) {
+      const int64_t c0 = 8 * g;
+      float v[8];
+      if (src_vec && c0 + 8 <= p.cols) {
+        const float4 x = __ldg(reinterpret_cast<const float4*>(s + c0)), y = __ldg(reinterpret_cast<const float4*>(s + c0 + 4));
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = c0 + e < p.cols ? s[c0 + e] : 0.f;  // 0 past cols
+      }
+      if (c0 + 8 <= p.ld_dst) {
+        store8(d + c0, v);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          if (c0 + e < p.ld_dst) d[c0 + e] = rounded(v[e], d);
+      }
+    }
   }
 }
 
@@ -662,17 +721,26 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
-// dst (items, rows, ld_dst) <- op(src) (rows, cols) per item, rounded to Out's format (TRANS as
-// for to_kmajor_kernel).
+// dst (items, rows, ld_dst) <- op(src) (rows, cols) per item, rounded to Out's format (trans: op(src)
+// is src's transpose).
 template <class Out>
 void convert_kmajor(const float* src, int64_t ld, int64_t stride, bool trans, int64_t rows, int64_t cols,
                     int64_t items, Out* dst, int64_t ld_dst) {
   KMajorCopy<Out> c{src, ld, stride, rows, cols, dst, ld_dst, rows * ld_dst, items};
-  const dim3 grid(static_cast<unsigned>(std::min((ld_dst + 31) / 32, kMaxGridX)),
-                  static_cast<unsigned>(std::min((rows + 31) / 32, kMaxGridYZ)),
-                  static_cast<unsigned>(std::min(items, kMaxGridYZ)));
-  const auto kernel = trans ? to_kmajor_kernel<true, Out> : to_kmajor_kernel<false, Out>;
-  kernel<<<grid, kConvertThreads, 0, current_stream()>>>(c);
+  if (trans) {
+    const dim3 grid(static_cast<unsigned>(std::min((ld_dst + kTransTile - 1) / kTransTile, kMaxGridX)),
+                    static_cast<unsigned>(std::min((rows + kTransTile - 1) / kTransTile, kMaxGridYZ)),
+                    static_cast<unsigned>(std::min(items, kMaxGridYZ)));
+    to_kmajor_transposed_kernel<Out><<<grid, kConvertThreads, 0, current_stream()>>>(c);
+  } else {
+    // dst rows are 16-byte aligned by construction (ld_dst a multiple of 8 BF16 or 4 FP32, and
+    // scratch blocks are); src rows are when its start, ld and item stride are.
+    const bool src_vec = reinterpret_cast<uintptr_t>(src) % 16 == 0 && ld % 4 == 0 && stride % 4 == 0;
+    const int64_t groups = (ld_dst + 7) / 8;
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((groups + kRowThreads - 1) / kRowThreads, 64)),
+                    static_cast<unsigned>(std::min(items * rows, kMaxGridYZ)));
+    to_kmajor_rows_kernel<Out><<<grid, kRowThreads, 0, current_stream()>>>(c, src_vec);
+  }
   const bool bf16 = sizeof(Out) == 2;
   check_launch(bf16 ? (trans ? "to_bf16_cuda (transposed)" : "to_bf16_cuda")
                     : (trans ? "to_tf32_cuda (transposed)" : "to_tf32_cuda"));
