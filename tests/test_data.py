@@ -30,6 +30,9 @@ def _data_root():
 DATA_ROOT = _data_root()
 needs_full = pytest.mark.skipif(DATA_ROOT is None, reason="full MNIST not found: set DLCORE_DATA to the folder "
                                 "holding mnist/ and fashion-mnist/ (e.g. shared/data)")
+needs_fashion = pytest.mark.skipif(
+    DATA_ROOT is None or not os.path.isfile(os.path.join(DATA_ROOT, "fashion-mnist", "t10k-images-idx3-ubyte.gz")),
+    reason="Fashion-MNIST not found: the data folder ($DLCORE_DATA or shared/data) has no fashion-mnist/")
 
 
 # ---- DataLoader ----------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_default_root_from_env(monkeypatch):
     assert len(MNIST(train=False)) == 10000
 
 
-@needs_full
+@needs_fashion
 def test_full_fashion_mnist():
     test = FashionMNIST(root=DATA_ROOT, train=False)
     assert len(test) == 10000 and test.targets[:2].tolist() == [9, 2]
