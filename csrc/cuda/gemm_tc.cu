@@ -770,9 +770,11 @@ void run_bf16(const GemmDesc& d, int tile) {
 }
 
 // On Hopper: gemm_wgmma, with each operand that is not already K-contiguous and 16-byte aligned
-// (TF32: op(A) = A not transposed, op(B) = B transposed; BF16: never, the inputs are FP32) first
-// converted into K-major scratch (Kp = K rounded up to 16 bytes, the TMA's row alignment). TF32
-// copies are exact: the tensor cores truncate every FP32 to TF32 as they read it. K > 0.
+// FP32 first converted into K-major scratch (Kp = K rounded up to 16 bytes, the TMA's row
+// alignment). TF32: both operands may stay as they are (op(A) = A not transposed, op(B) = B
+// transposed); the copies are exact, since the tensor cores truncate every FP32 to TF32 as they
+// read it. BF16: op(A) may stay FP32 (the kernel rounds it to BF16 in registers); B is always
+// converted to BF16. K > 0.
 template <class Out>
 void run_wgmma(const GemmDesc& d) {
 #ifndef DLCORE_WITH_WGMMA
@@ -783,25 +785,28 @@ void run_wgmma(const GemmDesc& d) {
   constexpr int64_t kAlign = 16 / es;
   const int64_t Kp = (d.K + kAlign - 1) / kAlign * kAlign;
   const int device = current_device();
-  // op(X) (rows, K) per item: in place when it can be, else into `scratch` (allocated here).
-  auto operand = [&](const void* x, int64_t ld, int64_t stride, bool k_major, int64_t rows,
-                     std::unique_ptr<Scratch>& scratch) {
+  // op(X) (rows, K) per item: in place (FP32) when allowed and possible, else converted into
+  // `scratch` (allocated here); `in_place` says which.
+  auto operand = [&](const void* x, int64_t ld, int64_t stride, bool k_major, int64_t rows, bool may_stay,
+                     std::unique_ptr<Scratch>& scratch, bool& in_place) {
     const int64_t items = stride == 0 ? 1 : d.batch;
-    if (es == 4 && k_major && wgmma_operand_aligned(x, ld, items == 1 ? 0 : stride, es))
-      return WgmmaOperand{x, ld, stride, items, d.K};
+    in_place = may_stay && k_major && wgmma_operand_aligned(x, ld, items == 1 ? 0 : stride, 4);
+    if (in_place) return WgmmaOperand{x, ld, stride, items, d.K};
     scratch = std::make_unique<Scratch>(static_cast<size_t>(items * rows * Kp) * es, device);
     convert_kmajor(static_cast<const float*>(x), ld, stride, !k_major, rows, d.K, items,
                    static_cast<Out*>(scratch->ptr), Kp);
     return WgmmaOperand{scratch->ptr, Kp, rows * Kp, items, Kp};
   };
   std::unique_ptr<Scratch> a_scratch, b_scratch;
+  bool a_in_place = false, b_in_place = false;
   WgmmaGemm g;
   g.bf16 = es == 2;
   g.M = d.M;
   g.N = d.N;
   g.K = d.K;
-  g.A = operand(d.A, d.lda, d.stride_a, !d.trans_a, d.M, a_scratch);
-  g.B = operand(d.B, d.ldb, d.stride_b, d.trans_b, d.N, b_scratch);
+  g.A = operand(d.A, d.lda, d.stride_a, !d.trans_a, d.M, true, a_scratch, a_in_place);
+  g.B = operand(d.B, d.ldb, d.stride_b, d.trans_b, d.N, !g.bf16, b_scratch, b_in_place);
+  g.a_f32 = g.bf16 && a_in_place;
   g.C = static_cast<float*>(d.C);
   g.ldc = d.ldc;
   g.stride_c = d.stride_c;

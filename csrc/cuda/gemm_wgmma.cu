@@ -34,6 +34,7 @@
 #include "cuda/gemm_wgmma.h"
 
 #include <cuda.h>
+#include <cuda_bf16.h>
 #include <cudaTypedefs.h>
 
 #include <algorithm>
@@ -48,15 +49,12 @@ namespace dlcore::cuda {
 namespace {
 
 constexpr int kBM = kWgmmaBM, kBN = kWgmmaBN;
-constexpr int kRowBytes = 128;            // one slice row: 128 bytes of K
-constexpr int kStages = 4;                // power of two
+constexpr int kRowBytes = 128;            // one TMA box row: 128 bytes of K (the swizzle's width)
+constexpr int kBoxBytesA = kBM * kRowBytes;  // 16 KiB: one box of A (128 rows)
 constexpr int kThreads = 384;             // producer + two consumer warpgroups
 constexpr int kGroupM = 8;                // row tiles per L2 group
 constexpr int kConsumerWarps = 8;         // arrivals on an empty barrier
-constexpr int kABytes = kBM * kRowBytes;  // 16 KiB
-constexpr int kBBytes = kBN * kRowBytes;  // 32 KiB
-constexpr int kStageBytes = kABytes + kBBytes;
-constexpr int kSmemBytes = kStages * kStageBytes + 1024;  // + slack to align stages to 1024 B
+constexpr int kBBytes = kBN * kRowBytes;  // 32 KiB: B's part of a stage
 constexpr int kAcc = kBN / 2;             // accumulators a consumer thread: 64 x 256 / 128
 
 struct WgParams {
@@ -152,12 +150,24 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
       DLCORE_F8(56), DLCORE_F8(64), DLCORE_F8(72), DLCORE_F8(80), DLCORE_F8(88), DLCORE_F8(96), DLCORE_F8(104), \
       DLCORE_F8(112), DLCORE_F8(120)
 
-// d (64 x 256 of the warpgroup) = A (64 x 32 bytes of K) @ B^T + (accumulate ? d : 0), both from
-// shared memory through descriptors. Accumulator layout (PTX ISA, wgmma .f32 D fragments), warp
-// w of the warpgroup, lane l = 4 g + t: d[4 j + 2 i + c] is row 16 w + g + 8 i, column 8 j + 2 t + c.
+// The three kernel configurations. Each names its operands' element types, how many 128-byte TMA
+// boxes of A a stage holds, the stages, and `slice`: the warpgroup's part of one K slice,
+// d (64 x 256) += A (64 x slice) @ B (256 x slice)^T (d := on the tile's first slice), issued as
+// 4 wgmma.mma_async of 64 x 256 x 32 bytes of B's K. B always comes from shared memory through
+// descriptors. Accumulator layout (PTX ISA, wgmma .f32 D fragments), warp w of the warpgroup,
+// lane l = 4 g + t: d[4 j + 2 i + c] is row 16 w + g + 8 i, column 8 j + 2 t + c.
+//   Bf16Mma, Tf32Mma: A from shared memory too (descriptors), 4 stages of 48 KiB; a slice is 64
+//     BF16 or 32 TF32 depths.
+//   Bf16F32AMma: A stays FP32 in global and shared memory (two boxes a stage: depths 0-31 and
+//     32-63 of the slice, 64 KiB stages, 3 of them); each consumer thread loads its A fragments
+//     (the mma.m16n8k16 A layout of its warp's 16 rows) with 8-byte shared loads, rounds them to
+//     BF16 (nearest even, as the conversion pass does) and passes them in registers. This saves
+//     gemm_tc the BF16 conversion pass over A. The registers are rewritten every slice, so its
+//     wgmma are waited for before the next slice (the two consumers still overlap each other).
 struct Bf16Mma {
-  static constexpr int kBytes = 2;
-  static constexpr CUtensorMapDataType kTmaType = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  static constexpr int kBytesA = 2, kBytesB = 2, kBoxesA = 1, kStages = 4;
+  static constexpr bool kRegisterA = false;
+  static constexpr CUtensorMapDataType kTmaA = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, kTmaB = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   __device__ static void mma(float (&d)[kAcc], uint64_t a, uint64_t b, int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
@@ -165,11 +175,19 @@ struct Bf16Mma {
         : DLCORE_F128
         : "l"(a), "l"(b), "r"(accumulate));
   }
+  __device__ static void slice(float (&d)[kAcc], const unsigned char* a_stage, const unsigned char* b_stage,
+                               int consumer, bool first) {
+    const uint64_t da = smem_desc(a_stage + consumer * 64 * kRowBytes), db = smem_desc(b_stage);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) mma(d, da + 2 * kk, db + 2 * kk, (first && kk == 0) ? 0 : 1);
+  }
 };
 
 struct Tf32Mma {
-  static constexpr int kBytes = 4;
-  static constexpr CUtensorMapDataType kTmaType = CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+  static constexpr int kBytesA = 4, kBytesB = 4, kBoxesA = 1, kStages = 4;
+  static constexpr bool kRegisterA = false;
+  static constexpr CUtensorMapDataType kTmaA = CU_TENSOR_MAP_DATA_TYPE_FLOAT32, kTmaB = CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
   __device__ static void mma(float (&d)[kAcc], uint64_t a, uint64_t b, int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
@@ -177,6 +195,68 @@ struct Tf32Mma {
         : DLCORE_F128
         : "l"(a), "l"(b), "r"(accumulate));
   }
+  __device__ static void slice(float (&d)[kAcc], const unsigned char* a_stage, const unsigned char* b_stage,
+                               int consumer, bool first) {
+    const uint64_t da = smem_desc(a_stage + consumer * 64 * kRowBytes), db = smem_desc(b_stage);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) mma(d, da + 2 * kk, db + 2 * kk, (first && kk == 0) ? 0 : 1);
+  }
+};
+
+// Two FP32 at shared address `addr` -> one BF16 pair (round to nearest even), the lower depth in
+// the low half. volatile: it stays after the barrier wait that made the stage readable.
+__device__ __forceinline__ uint32_t bf16_pair(uint32_t addr) {
+  float x, y;
+  asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(x), "=f"(y) : "r"(addr) : "memory");
+  const __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+struct Bf16F32AMma {
+  static constexpr int kBytesA = 4, kBytesB = 2, kBoxesA = 2, kStages = 3;
+  static constexpr bool kRegisterA = true;
+  static constexpr CUtensorMapDataType kTmaA = CU_TENSOR_MAP_DATA_TYPE_FLOAT32, kTmaB = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  __device__ static void mma(float (&d)[kAcc], const uint32_t (&a)[4], uint64_t b, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 " DLCORE_WGMMA_D128
+        ", {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+        : DLCORE_F128
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+  }
+  // Depth step kk (16 depths) of the slice: box kk / 2, depths 16 (kk % 2) + 2 t (+1, +8, +9) of
+  // it, rows g and g + 8 of the warp's 16; the 16-byte chunk c of row r sits at chunk c ^ (r % 8)
+  // (the TMA's 128-byte swizzle), and r % 8 == g here.
+  __device__ static void slice(float (&d)[kAcc], const unsigned char* a_stage, const unsigned char* b_stage,
+                               int consumer, bool first) {
+    const int lane = static_cast<int>(threadIdx.x) & 31, warp = (static_cast<int>(threadIdx.x) >> 5) & 3;
+    const int g = lane >> 2, t = lane & 3;
+    const uint32_t rows = smem_u32(a_stage) + (consumer * 64 + 16 * warp + g) * kRowBytes + 8 * (t & 1);
+    uint32_t a[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const uint32_t box = rows + (kk / 2) * kBoxBytesA;
+      const int c = 4 * (kk % 2) + (t >> 1);
+      a[kk][0] = bf16_pair(box + ((c ^ g) << 4));
+      a[kk][1] = bf16_pair(box + 8 * kRowBytes + ((c ^ g) << 4));
+      a[kk][2] = bf16_pair(box + (((c + 2) ^ g) << 4));
+      a[kk][3] = bf16_pair(box + 8 * kRowBytes + (((c + 2) ^ g) << 4));
+    }
+    const uint64_t db = smem_desc(b_stage);
+    wgmma_fence();  // after the fragment registers are written, before the wgmma read them
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) mma(d, a[kk], db + 2 * kk, (first && kk == 0) ? 0 : 1);
+  }
+};
+
+template <class Cfg>
+struct Layout {
+  static constexpr int kABytes = Cfg::kBoxesA * kBoxBytesA;
+  static constexpr int kStageBytes = kABytes + kBBytes;
+  static constexpr int kSmemBytes = Cfg::kStages * kStageBytes + 1024;  // + slack to align stages to 1024 B
+  static constexpr int kSliceK = kRowBytes / Cfg::kBytesB;              // depths a slice (32 TF32, 64 BF16)
+  static constexpr int kBoxK = kRowBytes / Cfg::kBytesA;                // depths a box of A
 };
 
 // Tile t of the persistent walk -> (batch item, row tile, column tile): items one after another;
@@ -232,16 +312,17 @@ __device__ __forceinline__ void store_tile(const float (&d)[kAcc], const WgParam
   }
 }
 
-template <class Mma>
+template <class Cfg>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                       const WgParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = Layout<Cfg>;
+  constexpr int kStages = Cfg::kStages;
   __shared__ __align__(8) uint64_t full[kStages], empty[kStages];
   extern __shared__ unsigned char wgmma_smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(wgmma_smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-  constexpr int kSliceK = kRowBytes / Mma::kBytes;  // depths a slice (32 TF32, 64 BF16)
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -268,10 +349,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int kt = 0; kt < p.k_tiles; ++kt, ++it) {
         const uint32_t s = it % kStages, phase = (it / kStages) & 1;
         mbar_wait(&empty[s], phase ^ 1);  // a fresh barrier passes parity 1 at once
-        unsigned char* stage = smem + s * kStageBytes;
-        mbar_expect_tx(&full[s], kStageBytes);
-        tma_load(stage, &map_a, &full[s], kt * kSliceK, tm * kBM, item_a);
-        tma_load(stage + kABytes, &map_b, &full[s], kt * kSliceK, tn * kBN, item_b);
+        unsigned char* stage = smem + s * L::kStageBytes;
+        mbar_expect_tx(&full[s], L::kStageBytes);
+#pragma unroll
+        for (int box = 0; box < Cfg::kBoxesA; ++box)
+          tma_load(stage + box * kBoxBytesA, &map_a, &full[s], kt * L::kSliceK + box * L::kBoxK, tm * kBM, item_a);
+        tma_load(stage + L::kABytes, &map_b, &full[s], kt * L::kSliceK, tn * kBN, item_b);
       }
     }
     return;
@@ -291,19 +374,23 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kt = 0; kt < p.k_tiles; ++kt, ++it) {
       const uint32_t s = it % kStages, phase = (it / kStages) & 1;
       mbar_wait(&full[s], phase);
-      const unsigned char* stage = smem + s * kStageBytes;
-      const uint64_t da = smem_desc(stage + consumer * 64 * kRowBytes), db = smem_desc(stage + kABytes);
-      wgmma_fence();
+      const unsigned char* stage = smem + s * L::kStageBytes;
       fence_accumulators(d);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) Mma::mma(d, da + 2 * kk, db + 2 * kk, (kt > 0 || kk > 0) ? 1 : 0);
+      Cfg::slice(d, stage, stage + L::kABytes, consumer, kt == 0);
       wgmma_commit();
-      wgmma_wait<1>();  // the slice before this one is read: hand it back
-      if (kt > 0 && arriving) mbar_arrive(&empty[(it - 1) % kStages]);
+      if constexpr (Cfg::kRegisterA) {
+        wgmma_wait<0>();  // the A registers are rewritten next slice
+        if (arriving) mbar_arrive(&empty[s]);
+      } else {
+        wgmma_wait<1>();  // the slice before this one is read: hand it back
+        if (kt > 0 && arriving) mbar_arrive(&empty[(it - 1) % kStages]);
+      }
     }
-    wgmma_wait<0>();
+    if constexpr (!Cfg::kRegisterA) {
+      wgmma_wait<0>();
+      if (arriving) mbar_arrive(&empty[(it - 1) % kStages]);
+    }
     fence_accumulators(d);
-    if (arriving) mbar_arrive(&empty[(it - 1) % kStages]);
     store_tile(d, p, b, tm * kBM + consumer * 64, tn * kBN);
   }
 #endif
@@ -330,11 +417,9 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// The TMA's view of one operand: (items, rows, depth), boxes of one 128-byte slice row by
-// box_rows rows, written to shared memory in the 128-byte swizzle; out-of-range reads give 0.
-template <class Mma>
-CUtensorMap operand_map(const WgmmaOperand& x, int64_t rows, int box_rows) {
-  const int64_t es = Mma::kBytes;
+// The TMA's view of one operand: (items, rows, depth) of es-byte elements, boxes of one 128-byte
+// row by box_rows rows, written to shared memory in the 128-byte swizzle; out-of-range reads give 0.
+CUtensorMap operand_map(const WgmmaOperand& x, int64_t rows, int box_rows, int64_t es, CUtensorMapDataType type) {
   const int64_t item_bytes = x.items == 1 ? rows * x.ld * es : x.stride * es;
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(x.depth), static_cast<cuuint64_t>(rows),
                               static_cast<cuuint64_t>(x.items)};
@@ -342,7 +427,7 @@ CUtensorMap operand_map(const WgmmaOperand& x, int64_t rows, int box_rows) {
   const cuuint32_t box[3] = {static_cast<cuuint32_t>(kRowBytes / es), static_cast<cuuint32_t>(box_rows), 1};
   const cuuint32_t element_strides[3] = {1, 1, 1};
   CUtensorMap map;
-  const CUresult r = tensor_map_encoder()(&map, Mma::kTmaType, 3, const_cast<void*>(x.ptr), dims, strides, box,
+  const CUresult r = tensor_map_encoder()(&map, type, 3, const_cast<void*>(x.ptr), dims, strides, box,
                                           element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                           CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
@@ -352,23 +437,24 @@ CUtensorMap operand_map(const WgmmaOperand& x, int64_t rows, int box_rows) {
   return map;
 }
 
-template <class Mma>
-void launch(const WgmmaGemm& g) {
-  const auto kernel = gemm_wgmma_kernel<Mma>;
+template <class Cfg>
+void launch(const WgmmaGemm& g, const char* name) {
+  using L = Layout<Cfg>;
+  const auto kernel = gemm_wgmma_kernel<Cfg>;
   static std::atomic<uint64_t> opted_in{0};  // bit d: the shared-memory opt-in done on device d
   const int device = current_device();
   const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
   if (!(opted_in.load(std::memory_order_relaxed) & bit)) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes),
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kSmemBytes),
           "cudaFuncSetAttribute (gemm_wgmma shared memory)");
     opted_in.fetch_or(bit, std::memory_order_relaxed);
   }
-  const CUtensorMap map_a = operand_map<Mma>(g.A, g.M, kBM);
-  const CUtensorMap map_b = operand_map<Mma>(g.B, g.N, kBN);
+  const CUtensorMap map_a = operand_map(g.A, g.M, kBM, Cfg::kBytesA, Cfg::kTmaA);
+  const CUtensorMap map_b = operand_map(g.B, g.N, kBN, Cfg::kBytesB, Cfg::kTmaB);
   WgParams p;
   p.M = static_cast<int>(g.M);
   p.N = static_cast<int>(g.N);
-  p.k_tiles = static_cast<int>((g.K * Mma::kBytes + kRowBytes - 1) / kRowBytes);  // depths past K read as 0
+  p.k_tiles = static_cast<int>((g.K + L::kSliceK - 1) / L::kSliceK);  // depths past K read as 0
   p.tiles_m = static_cast<int>((g.M + kBM - 1) / kBM);
   p.tiles_n = static_cast<int>((g.N + kBN - 1) / kBN);
   p.a_items = static_cast<int>(g.A.items);
@@ -385,8 +471,8 @@ void launch(const WgmmaGemm& g) {
   int sms = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(tiles, std::max(sms, 1)));
-  kernel<<<blocks, kThreads, kSmemBytes, current_stream()>>>(map_a, map_b, p);
-  check_launch(g.bf16 ? "gemm_bf16_wgmma_128x256_cuda" : "gemm_tf32_wgmma_128x256_cuda");
+  kernel<<<blocks, kThreads, L::kSmemBytes, current_stream()>>>(map_a, map_b, p);
+  check_launch(name);
 }
 
 }  // namespace
@@ -403,7 +489,7 @@ bool wgmma_operand_aligned(const void* ptr, int64_t ld, int64_t stride, int es) 
 }
 
 void gemm_wgmma(const WgmmaGemm& g) {
-  const int es = g.bf16 ? 2 : 4;
+  const int es_b = g.bf16 ? 2 : 4, es_a = g.bf16 && !g.a_f32 ? 2 : 4;
   if (g.M <= 0 || g.N <= 0 || g.K <= 0 || g.batch <= 0)
     bad("gemm_wgmma needs M, N, K, batch > 0, got " + str(g.M) + ", " + str(g.N) + ", " + str(g.K) + ", " +
         str(g.batch));
@@ -411,8 +497,10 @@ void gemm_wgmma(const WgmmaGemm& g) {
   if (g.M >= kLimit || g.N >= kLimit || g.K >= kLimit || g.batch >= kLimit)
     bad("gemm_wgmma takes dimensions below 2^31, got M = " + str(g.M) + ", N = " + str(g.N) + ", K = " + str(g.K) +
         ", batch = " + str(g.batch));
+  if (g.a_f32 && !g.bf16) bad("gemm_wgmma: a_f32 (FP32 A rounded in registers) is a BF16 mode");
   for (const WgmmaOperand* x : {&g.A, &g.B}) {
     const char* name = x == &g.A ? "A" : "B";
+    const int es = x == &g.A ? es_a : es_b;
     if (!wgmma_operand_aligned(x->ptr, x->ld, x->items == 1 ? 0 : x->stride, es) || x->ld < x->depth ||
         x->depth < g.K || x->depth >= kLimit)
       bad(std::string("gemm_wgmma: operand ") + name + " breaks the TMA layout (16-byte aligned rows and items, " +
@@ -424,10 +512,12 @@ void gemm_wgmma(const WgmmaGemm& g) {
   }
   if (!gemm_wgmma_available(current_device()))
     throw std::runtime_error("gemm_tc: the wgmma kernel needs an sm_90 GPU (H100/H200)");
-  if (g.bf16)
-    launch<Bf16Mma>(g);
+  if (g.a_f32)
+    launch<Bf16F32AMma>(g, "gemm_bf16_wgmma_128x256_f32a_cuda");
+  else if (g.bf16)
+    launch<Bf16Mma>(g, "gemm_bf16_wgmma_128x256_cuda");
   else
-    launch<Tf32Mma>(g);
+    launch<Tf32Mma>(g, "gemm_tf32_wgmma_128x256_cuda");
 }
 
 }  // namespace dlcore::cuda

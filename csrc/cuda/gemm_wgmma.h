@@ -24,6 +24,7 @@ struct WgmmaOperand {
 
 struct WgmmaGemm {
   bool bf16;                 // element: BF16 (true) or FP32 read as TF32 (false)
+  bool a_f32;                // BF16 only: A in FP32, rounded to BF16 by the kernel (no pass over A)
   int64_t M, N, K;
   WgmmaOperand A, B;         // A (M rows), B (N rows)
   float* C;                  // (batch, M, ldc) with stride_c between items
