@@ -15,6 +15,10 @@
 //     and B straight from shared memory. The wgmma of one slice run while the warps wait for the
 //     next; a slice is handed back to the producer as soon as the wgmma after it were issued and
 //     those before it finished (wgmma.wait_group 1). The epilogue stores from the accumulators.
+//     In the BF16-from-FP32 configuration (Bf16F32AMma) A stays FP32: the consumers load their A
+//     fragments from shared memory, round them to BF16 and pass them in registers, waiting for
+//     each slice's wgmma before the next (a second register set with wait_group 1 measured
+//     slower: with three 64 KiB stages the producer then runs only one slice ahead).
 // A slice row is 128 bytes of K (32 TF32, 64 BF16): exactly the 128-byte swizzle, which the TMA
 // writes and the wgmma descriptor names, so shared memory has no bank conflicts. Handshakes are
 // mbarriers: full[s] (the producer's expect_tx + the TMA's completed bytes) and empty[s] (one
@@ -25,8 +29,9 @@
 // split-K, no atomics: the same bits every run on a given GPU and build.
 //
 // Resources (nvcc 13, -Xptxas -v, sm_90a): 384 threads, 168 registers at entry (producer 40,
-// consumers 232 after setmaxnreg), no spills, no stack; shared memory 4 x 48 KiB stages + 1 KiB
-// of alignment slack (the 128-byte swizzle needs 1024-byte aligned stages): one block an SM.
+// consumers 232 after setmaxnreg), no spills, no stack; shared memory 4 x 48 KiB stages (3 x 64
+// KiB for Bf16F32AMma) + 1 KiB of alignment slack (the 128-byte swizzle needs 1024-byte aligned
+// stages): one block an SM.
 // Bound (H100 SXM): dense TF32 ~495 TFLOP/s, BF16 ~990. Per slice the two consumers do
 // 128 x 256 x K_slice MACs while reading 48 KiB of shared memory, within its bandwidth.
 // Tested through gemm_tc (tests/cuda/test_cuda_gemm_tc.py forces this kernel as tile 256);
