@@ -211,6 +211,13 @@ def as_layout(a, b, layout):
     return (a.T if layout[0] == "T" else a), (b.T if layout[1] == "T" else b)
 
 
+def shape_setup(mods, rng, name, layout):
+    """((M, N, K), dlcore calls, torch calls, flops) for one row: fresh input sets on the device."""
+    M, N, K = SHAPES[name]
+    host = host_sets_for(rng, M, N, K, layout)
+    return (M, N, K), Dlcore(mods, host, layout), Torch(mods.torch, host, layout), 2.0 * M * N * K
+
+
 def goals_table(mods, args):
     precisions = [p for p in args.precisions if p == "fp32" or mods.gemm_tc is not None]
     skipped = [p for p in args.precisions if p not in precisions]
@@ -221,10 +228,7 @@ def goals_table(mods, args):
     print("|---|---|---|---|---|---|---|---|---|")
     misses = 0
     for name in args.shapes:
-        M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K, args.layout)
-        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
-        flop = 2.0 * M * N * K
+        (M, N, K), dl, th, flop = shape_setup(mods, rng, name, args.layout)
         for precision in precisions:
             t_d = time_calls(dl.calls(precision), dl.event, dl.sync, args.repeats)
             t_t = time_calls(th.calls(precision), th.event, th.sync, args.repeats)
@@ -249,10 +253,7 @@ def variant_table(mods, args):
     print("| shape | M x N x K | kernel | splits | ms | TFLOP/s | cuBLAS FP32 TFLOP/s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
-        M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K, args.layout)
-        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
-        flop = 2.0 * M * N * K
+        (M, N, K), dl, th, flop = shape_setup(mods, rng, name, args.layout)
         t_t = time_calls(th.calls("fp32"), th.event, th.sync, args.repeats)
         for kernel, split_k in kernels:
             # splits 0 = the rule's count; forced counts whose scratch would pass 1 GiB are skipped
@@ -276,10 +277,7 @@ def tc_variant_table(mods, args):
     print("| shape | M x N x K | precision | tile | ms | TFLOP/s | cuBLAS TFLOP/s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes:
-        M, N, K = SHAPES[name]
-        host = host_sets_for(rng, M, N, K, args.layout)
-        dl, th = Dlcore(mods, host, args.layout), Torch(mods.torch, host, args.layout)
-        flop = 2.0 * M * N * K
+        (M, N, K), dl, th, flop = shape_setup(mods, rng, name, args.layout)
         for precision in precisions:
             t_t = time_calls(th.calls(precision), th.event, th.sync, args.repeats)
             for tile in tiles:

@@ -156,7 +156,8 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[kAcc]) {
       DLCORE_F8(112), DLCORE_F8(120)
 
 // The three kernel configurations. Each names its operands' element types, how many 128-byte TMA
-// boxes of A a stage holds, the stages, and `slice`: the warpgroup's part of one K slice,
+// boxes of A a stage holds, the stages, and the warpgroup's part of one K slice (`slice`, or
+// shared_a_slice below for A in shared memory):
 // d (64 x 256) += A (64 x slice) @ B (256 x slice)^T (d := on the tile's first slice), issued as
 // 4 wgmma.mma_async of 64 x 256 x 32 bytes of B's K. B always comes from shared memory through
 // descriptors. Accumulator layout (PTX ISA, wgmma .f32 D fragments), warp w of the warpgroup,
@@ -180,13 +181,6 @@ struct Bf16Mma {
         : DLCORE_F128
         : "l"(a), "l"(b), "r"(accumulate));
   }
-  __device__ static void slice(float (&d)[kAcc], const unsigned char* a_stage, const unsigned char* b_stage,
-                               int consumer, bool first) {
-    const uint64_t da = smem_desc(a_stage + consumer * 64 * kRowBytes), db = smem_desc(b_stage);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) mma(d, da + 2 * kk, db + 2 * kk, (first && kk == 0) ? 0 : 1);
-  }
 };
 
 struct Tf32Mma {
@@ -200,14 +194,18 @@ struct Tf32Mma {
         : DLCORE_F128
         : "l"(a), "l"(b), "r"(accumulate));
   }
-  __device__ static void slice(float (&d)[kAcc], const unsigned char* a_stage, const unsigned char* b_stage,
-                               int consumer, bool first) {
-    const uint64_t da = smem_desc(a_stage + consumer * 64 * kRowBytes), db = smem_desc(b_stage);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) mma(d, da + 2 * kk, db + 2 * kk, (first && kk == 0) ? 0 : 1);
-  }
 };
+
+// One slice of a configuration with A in shared memory (Bf16Mma, Tf32Mma): 4 wgmma, both operands
+// through descriptors, each step 32 bytes further along K.
+template <class Cfg>
+__device__ __forceinline__ void shared_a_slice(float (&d)[kAcc], const unsigned char* a_stage,
+                                               const unsigned char* b_stage, int consumer, bool first) {
+  const uint64_t da = smem_desc(a_stage + consumer * 64 * kRowBytes), db = smem_desc(b_stage);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) Cfg::mma(d, da + 2 * kk, db + 2 * kk, (first && kk == 0) ? 0 : 1);
+}
 
 // Two FP32 at shared address `addr` -> one BF16 pair (round to nearest even), the lower depth in
 // the low half. volatile: it stays after the barrier wait that made the stage readable.
@@ -381,7 +379,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_wait(&full[s], phase);
       const unsigned char* stage = smem + s * L::kStageBytes;
       fence_accumulators(d);
-      Cfg::slice(d, stage, stage + L::kABytes, consumer, kt == 0);
+      if constexpr (Cfg::kRegisterA)
+        Cfg::slice(d, stage, stage + L::kABytes, consumer, kt == 0);
+      else
+        shared_a_slice<Cfg>(d, stage, stage + L::kABytes, consumer, kt == 0);
       wgmma_commit();
       if constexpr (Cfg::kRegisterA) {
         wgmma_wait<0>();  // the A registers are rewritten next slice
