@@ -14,7 +14,13 @@
 # (a budget for the whole run: each stage's limit is cut to what is left of it; default none),
 # GPU_CHECK_DEV_BUILD (a CMake build folder holding a _C*.so built elsewhere for this machine's
 # Python: the install stage then only checks that it imports, and everything runs the source tree
-# with it; saves the minutes of a build on the GPU machine's clock).
+# with it; saves the minutes of a build on the GPU machine's clock). Such a build, made on a
+# CPU-only machine for the GPU image's Python 3.12 and an sm_90 card (the path is an example):
+#   cmake -S . -B /tmp/build-gpu -G Ninja -DPython_EXECUTABLE=/path/to/python3.12 \
+#     -Dpybind11_DIR=$(/path/to/python3.12 -c "import pybind11; print(pybind11.get_cmake_dir())") \
+#     -DSKBUILD_PROJECT_VERSION=0.1.0 -DDLCORE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+#   ninja -C /tmp/build-gpu && mkdir -p .gpubuild && cp /tmp/build-gpu/_C*.so .gpubuild/
+# then .gpubuild (git-ignored) travels with the run (2026-11-27: each later call took ~1 min).
 #
 # Stages: install, tests, lenet_run1, lenet_repro, char_lstm, sanitize, bench, bench_variant
 # (every float32 GEMM kernel forced, the timings behind gemm's rule in csrc/cuda/gemm.cu),
