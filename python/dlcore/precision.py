@@ -4,7 +4,7 @@ and never a silent one (torch.set_float32_matmul_precision's three levels).
     "highest"  FP32 products and sums (the default): the CUDA SIMT gemm (csrc/cuda/gemm.cu).
     "high"     TF32 tensor cores: inputs rounded to TF32 (10-bit mantissa), FP32 sums
                (csrc/cuda/gemm_tc.cu, mode "tf32"); relative error of a product <= 2^-10, or
-               <= 2^-9 on Hopper's wgmma kernel, whose tensor cores truncate to TF32 (as cuBLAS's).
+               <= 2^-9 on Hopper's wgmma kernel, whose tensor cores truncate to TF32 (PTX ISA).
     "medium"   BF16 tensor cores: inputs rounded to BF16 (7-bit mantissa), FP32 sums
                (mode "bf16"); relative error of a product <= 2^-7.
 
