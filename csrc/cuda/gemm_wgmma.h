@@ -34,8 +34,9 @@ struct WgmmaGemm {
   bool relu;
 };
 
-// Whether gemm_wgmma can run on `device`: this build holds its sm_90a code and the device is
-// compute capability 9.0 (H100, H200). Other GPUs keep gemm_tc's mma.sync kernels.
+// Whether `device` is compute capability 9.0 (H100, H200), the only one the sm_90a code runs
+// on. Defined only where this file's kernels are built (DLCORE_WITH_WGMMA: the arch list names
+// 90); gemm_tc checks both (wgmma_here). Other GPUs keep gemm_tc's mma.sync kernels.
 bool gemm_wgmma_available(int device);
 
 // Block tile 128 x kWgmmaBN over (M, N); gemm_tc's rule compares tile counts against the SMs.
