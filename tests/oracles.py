@@ -6,6 +6,47 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def unary(name, x, alpha=0.0, beta=0.0):
+    """The elementwise unary op `name` (_C.UnaryOp's names); alpha, beta: clamp's min and max,
+    pow_scalar's exponent (alpha)."""
+    return {
+        "neg": lambda: -x,
+        "exp": lambda: np.exp(x),
+        "log": lambda: np.log(x),
+        "sqrt": lambda: np.sqrt(x),
+        "abs": lambda: np.abs(x),
+        "relu": lambda: np.maximum(x, 0.0),
+        "tanh": lambda: np.tanh(x),
+        "sigmoid": lambda: sigmoid(x),
+        "clamp": lambda: np.minimum(np.maximum(x, alpha), beta),
+        "pow_scalar": lambda: np.power(x, alpha),
+    }[name]()
+
+
+def unary_grad(name, x, g, alpha=0.0, beta=0.0):
+    """f'(x) * g for unary(name, x, alpha, beta)."""
+    d = {
+        "neg": lambda: -np.ones_like(x),
+        "exp": lambda: np.exp(x),
+        "log": lambda: 1.0 / x,
+        "sqrt": lambda: 0.5 / np.sqrt(x),
+        "abs": lambda: np.sign(x),
+        "relu": lambda: (x > 0).astype(np.float64),
+        "tanh": lambda: 1.0 - np.tanh(x) ** 2,
+        "sigmoid": lambda: sigmoid(x) * (1.0 - sigmoid(x)),
+        "clamp": lambda: ((x >= alpha) & (x <= beta)).astype(np.float64),
+        "pow_scalar": lambda: alpha * np.power(x, alpha - 1.0) if alpha != 0 else np.zeros_like(x),
+    }[name]()
+    return d * g
+
+
+def unary_input(rng, shape, positive, dtype):
+    """Random input of a unary op: in [0.1, 3) where the op needs positive x, else normal * 1.5."""
+    if positive:
+        return np.asarray(rng.uniform(0.1, 3.0, size=shape), dtype=dtype)
+    return np.asarray(1.5 * rng.standard_normal(size=shape), dtype=dtype)
+
+
 def softmax(x, dim):
     e = np.exp(x - x.max(axis=dim, keepdims=True))
     return e / e.sum(axis=dim, keepdims=True)

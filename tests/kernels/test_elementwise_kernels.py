@@ -9,6 +9,7 @@ import pytest
 
 from dlcore import _C
 from helpers import assert_close
+from oracles import unary as unary_ref, unary_grad as unary_grad_ref, unary_input
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(atol=1e-6, rtol=1e-5), np.float64: dict(atol=1e-12, rtol=1e-11)}
@@ -35,49 +36,6 @@ UNARY_CASES = [
     ("pow_scalar", 0.0, 0.0, True),
 ]
 CASE_IDS = [f"{n}({a},{b})" for n, a, b, _ in UNARY_CASES]
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def unary_ref(name, x, alpha, beta):
-    """Forward oracle in float64."""
-    return {
-        "neg": lambda: -x,
-        "exp": lambda: np.exp(x),
-        "log": lambda: np.log(x),
-        "sqrt": lambda: np.sqrt(x),
-        "abs": lambda: np.abs(x),
-        "relu": lambda: np.maximum(x, 0.0),
-        "tanh": lambda: np.tanh(x),
-        "sigmoid": lambda: _sigmoid(x),
-        "clamp": lambda: np.minimum(np.maximum(x, alpha), beta),
-        "pow_scalar": lambda: np.power(x, alpha),
-    }[name]()
-
-
-def unary_grad_ref(name, x, g, alpha, beta):
-    """f'(x) * g in float64."""
-    d = {
-        "neg": lambda: -np.ones_like(x),
-        "exp": lambda: np.exp(x),
-        "log": lambda: 1.0 / x,
-        "sqrt": lambda: 0.5 / np.sqrt(x),
-        "abs": lambda: np.sign(x),
-        "relu": lambda: (x > 0).astype(np.float64),
-        "tanh": lambda: 1.0 - np.tanh(x) ** 2,
-        "sigmoid": lambda: _sigmoid(x) * (1.0 - _sigmoid(x)),
-        "clamp": lambda: ((x >= alpha) & (x <= beta)).astype(np.float64),
-        "pow_scalar": lambda: alpha * np.power(x, alpha - 1.0) if alpha != 0 else np.zeros_like(x),
-    }[name]()
-    return d * g
-
-
-def unary_input(rng, shape, positive, dtype):
-    if positive:
-        return np.asarray(rng.uniform(0.1, 3.0, size=shape), dtype=dtype)
-    return np.asarray(1.5 * rng.standard_normal(size=shape), dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
