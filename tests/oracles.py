@@ -67,6 +67,47 @@ def cross_entropy(logits, target, reduction="mean", ignore_index=-100):
     return rows.sum() if reduction == "sum" else rows.sum() / keep.sum()
 
 
+def logsumexp_rows(logits):
+    """log sum_c exp(logits[n, c]) per row n, in float64."""
+    x = logits.astype(np.float64)
+    m = x.max(axis=1)
+    return m + np.log(np.exp(x - m[:, None]).sum(axis=1))
+
+
+def cross_entropy_rows(logits, target, ignore_index):
+    """(loss (N,), lse (N,)) as the loss kernels return them: 0 loss where target is ignore_index."""
+    x = logits.astype(np.float64)
+    lse = logsumexp_rows(x)
+    keep = target != ignore_index
+    loss = np.zeros(len(target))
+    rows = np.arange(len(target))[keep]
+    loss[keep] = lse[keep] - x[rows, target[keep]]
+    return loss, lse
+
+
+def cross_entropy_rows_backward(logits, target, grad_loss, ignore_index, lse=None):
+    """d(sum_n grad_loss[n] * loss[n]) / d logits (N, C); lse as cross_entropy_rows returns it."""
+    x = logits.astype(np.float64)
+    p = np.exp(x - (logsumexp_rows(x) if lse is None else lse)[:, None])
+    keep = target != ignore_index
+    rows = np.arange(len(target))[keep]
+    p[rows, target[keep]] -= 1.0
+    grad = p * grad_loss.astype(np.float64)[:, None]
+    grad[~keep] = 0.0
+    return grad
+
+
+def cross_entropy_case(rng, N, C, dtype, ignore_index=-100, scale=3.0, offset=0.0):
+    """(logits (N, C), target (N,) int64 with a fifth of the rows ignore_index where N > 2,
+    grad_loss (N,)): random inputs of the loss kernels."""
+    logits = (offset + scale * rng.standard_normal((N, C))).astype(dtype)
+    target = rng.integers(0, C, size=N).astype(np.int64)
+    if N > 2:
+        target[rng.choice(N, size=max(1, N // 5), replace=False)] = ignore_index
+    grad_loss = rng.uniform(0.5, 1.5, size=N).astype(dtype)
+    return logits, target, grad_loss
+
+
 def nll_loss(logp, target):
     return -logp[np.arange(len(target)), target].mean()
 

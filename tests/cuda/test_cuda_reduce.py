@@ -16,6 +16,8 @@ import pytest
 import dlcore
 from dlcore import _C
 from helpers import EPS, assert_close
+from oracles import (cross_entropy_case as make_case, cross_entropy_rows as ref_cross_entropy,
+                     cross_entropy_rows_backward as ref_cross_entropy_backward, logsumexp_rows as ref_lse)
 
 pytestmark = pytest.mark.skipif(not dlcore.cuda.is_available(), reason="no CUDA device")
 
@@ -388,40 +390,6 @@ LOSS_SHAPES = [(1, 1), (1, 7), (13, 1), (13, 7), (5, 129), (64, 10), (257, 10), 
 def loss_tol(dtype):
     """(atol, rtol) for elementwise results: STYLE.md's 1e-6 + 1e-5|ref| in float32."""
     return (1e-6, 1e-5) if dtype == np.float32 else (1e-13, 1e-11)
-
-
-def ref_lse(logits):
-    x = logits.astype(np.float64)
-    m = x.max(axis=1)
-    return m + np.log(np.exp(x - m[:, None]).sum(axis=1))
-
-
-def ref_cross_entropy(logits, target, ignore_index):
-    x = logits.astype(np.float64)
-    lse = ref_lse(x)
-    keep = target != ignore_index
-    loss = np.zeros(len(target))
-    loss[keep] = lse[keep] - x[np.arange(len(target))[keep], target[keep]]
-    return loss, lse
-
-
-def ref_cross_entropy_backward(logits, target, grad_loss, ignore_index):
-    x = logits.astype(np.float64)
-    p = np.exp(x - ref_lse(x)[:, None])
-    keep = target != ignore_index
-    p[np.arange(len(target))[keep], target[keep]] -= 1.0
-    grad = p * grad_loss.astype(np.float64)[:, None]
-    grad[~keep] = 0.0
-    return grad
-
-
-def make_case(rng, N, C, dtype, ignore_index=-100, scale=3.0, offset=0.0):
-    logits = (offset + scale * rng.standard_normal((N, C))).astype(dtype)
-    target = rng.integers(0, C, size=N).astype(np.int64)
-    if N > 2:
-        target[rng.choice(N, size=max(1, N // 5), replace=False)] = ignore_index
-    grad_loss = rng.uniform(0.5, 1.5, size=N).astype(dtype)
-    return logits, target, grad_loss
 
 
 def run_cross_entropy(logits, target, grad_loss, ignore_index=-100):

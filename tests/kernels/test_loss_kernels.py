@@ -6,6 +6,8 @@ import pytest
 
 from dlcore import _C
 from helpers import EPS, assert_close
+from oracles import (cross_entropy_case as make_case, cross_entropy_rows as ref_cross_entropy,
+                     cross_entropy_rows_backward as ref_cross_entropy_backward, logsumexp_rows as ref_lse)
 
 DTYPES = [np.float32, np.float64]
 # (N, C): ones, a prime, odd sizes, LeNet/MNIST (64, 10) and a PTB softmax (20 * 35, 10000).
@@ -15,44 +17,6 @@ SHAPES = [(1, 1), (1, 7), (13, 1), (13, 7), (5, 129), (64, 10), (20 * 35, 10000)
 def tol(dtype):
     """(atol, rtol) for elementwise results: STYLE.md's 1e-6 + 1e-5|ref| in float32."""
     return (1e-6, 1e-5) if dtype == np.float32 else (1e-13, 1e-11)
-
-
-# ---- float64 oracles ---------------------------------------------------------------------------
-
-def ref_lse(logits):
-    x = logits.astype(np.float64)
-    m = x.max(axis=1)
-    return m + np.log(np.exp(x - m[:, None]).sum(axis=1))
-
-
-def ref_cross_entropy(logits, target, ignore_index):
-    x = logits.astype(np.float64)
-    lse = ref_lse(x)
-    keep = target != ignore_index
-    loss = np.zeros(len(target))
-    rows = np.arange(len(target))[keep]
-    loss[keep] = lse[keep] - x[rows, target[keep]]
-    return loss, lse
-
-
-def ref_cross_entropy_backward(logits, target, grad_loss, ignore_index, lse=None):
-    x = logits.astype(np.float64)
-    p = np.exp(x - (ref_lse(x) if lse is None else lse)[:, None])
-    keep = target != ignore_index
-    rows = np.arange(len(target))[keep]
-    p[rows, target[keep]] -= 1.0
-    grad = p * grad_loss.astype(np.float64)[:, None]
-    grad[~keep] = 0.0
-    return grad
-
-
-def make_case(rng, N, C, dtype, ignore_index=-100, scale=3.0, offset=0.0):
-    logits = (offset + scale * rng.standard_normal((N, C))).astype(dtype)
-    target = rng.integers(0, C, size=N).astype(np.int64)
-    if N > 2:
-        target[rng.choice(N, size=max(1, N // 5), replace=False)] = ignore_index
-    grad_loss = rng.uniform(0.5, 1.5, size=N).astype(dtype)
-    return logits, target, grad_loss
 
 
 # ---- cross_entropy -----------------------------------------------------------------------------
