@@ -33,3 +33,12 @@ def assert_close_reduction(out, ref, abs_ref, k, dtype, *, what=""):
     abs_ref is the same reduction over absolute values (the K-scaled bound of STYLE.md)."""
     eps = EPS[np.dtype(dtype)]
     _assert_within(out, ref, 2.0 * max(k, 1) * eps * np.asarray(abs_ref, dtype=np.float64) + 1e-30, what)
+
+
+def as_3d(x, start, end):
+    """x viewed as (outer, R, inner) for a reduction over dims [start, end), and the reduced output shape."""
+    shape = x.shape
+    outer = int(np.prod(shape[:start], dtype=np.int64))
+    R = int(np.prod(shape[start:end], dtype=np.int64))
+    inner = int(np.prod(shape[end:], dtype=np.int64))
+    return x.reshape(outer, R, inner), shape[:start] + shape[end:]

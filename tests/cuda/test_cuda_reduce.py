@@ -15,7 +15,7 @@ import pytest
 
 import dlcore
 from dlcore import _C
-from helpers import EPS, assert_close
+from helpers import as_3d, EPS, assert_close
 from oracles import (cross_entropy_case as make_case, cross_entropy_rows as ref_cross_entropy,
                      cross_entropy_rows_backward as ref_cross_entropy_backward, logsumexp_rows as ref_lse)
 
@@ -51,15 +51,6 @@ def poison_cache(*outputs):
 
 def same_bits(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def as_3d(x, start, end):
-    """x viewed as (outer, R, inner) and the reduced output shape."""
-    shape = x.shape
-    outer = int(np.prod(shape[:start], dtype=np.int64))
-    R = int(np.prod(shape[start:end], dtype=np.int64))
-    inner = int(np.prod(shape[end:], dtype=np.int64))
-    return x.reshape(outer, R, inner), shape[:start] + shape[end:]
 
 
 # ---- sum / max --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dlcore import _C
-from helpers import assert_close, assert_close_reduction
+from helpers import as_3d, assert_close, assert_close_reduction
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(atol=1e-6, rtol=1e-5), np.float64: dict(atol=1e-12, rtol=1e-10)}
@@ -35,15 +35,6 @@ REDUCE_CASES = [
     ((40, 1030), 0, 1),  # one row of output split by columns over the threads
 ]
 CASE_IDS = [f"{s}[{a}:{b}]" for s, a, b in REDUCE_CASES]
-
-
-def as_3d(x, start, end):
-    """x viewed as (outer, R, inner) and the reduced output shape."""
-    shape = x.shape
-    outer = int(np.prod(shape[:start], dtype=np.int64))
-    R = int(np.prod(shape[start:end], dtype=np.int64))
-    inner = int(np.prod(shape[end:], dtype=np.int64))
-    return x.reshape(outer, R, inner), shape[:start] + shape[end:]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
