@@ -47,6 +47,7 @@ from bench_rnn import (
     run_pair,
     torch_reference,
     train_step_child,
+    training_step,
 )
 
 V, E, H, T, B = 65, 64, 512, 100, 32  # vocab, embedding, hidden, seq, batch
@@ -119,15 +120,7 @@ def dlcore_model(case):
     model.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
     opt = dlcore.optim.Adam(model.parameters(), lr=LR)
     x, y = dlcore.from_numpy(case["inputs"]), dlcore.from_numpy(case["targets"])
-
-    def step():
-        opt.zero_grad()
-        loss = dlcore.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, training_step(model, opt, dlcore.cross_entropy, x, y)
 
 
 def torch_model(case):
@@ -139,15 +132,7 @@ def torch_model(case):
         model.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     x, y = torch.from_numpy(case["inputs"]), torch.from_numpy(case["targets"])
-
-    def step():
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, training_step(model, opt, nn.functional.cross_entropy, x, y)
 
 
 def child(lib, threads, case_path, repeat, sample_s):

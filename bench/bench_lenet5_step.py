@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 
 from _sidebyside import torch_available
 from bench_rnn import (add_common_args, foreign_warning, header, resolve_common_args, run_pair,
-                       torch_reference, train_step_child)
+                       torch_reference, training_step, train_step_child)
 
 LR, MOMENTUM = 0.01, 0.9
 LOSS_TOL = 1e-4
@@ -70,15 +70,7 @@ def dlcore_model(case):
         model.load_state_dict({k: dlcore.from_numpy(case[k].copy()) for k in PARAMS})
     opt = dlcore.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = dlcore.from_numpy(case["images"]), dlcore.from_numpy(case["labels"])
-
-    def step():
-        opt.zero_grad()
-        loss = dlcore.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, training_step(model, opt, dlcore.cross_entropy, x, y)
 
 
 def torch_model(case):
@@ -103,15 +95,7 @@ def torch_model(case):
         model.load_state_dict({k: torch.from_numpy(case[k].copy()) for k in PARAMS})
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = torch.from_numpy(case["images"]), torch.from_numpy(case["labels"])
-
-    def step():
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, training_step(model, opt, nn.functional.cross_entropy, x, y)
 
 
 def child(lib, threads, case_path, repeat, sample_s):

@@ -99,6 +99,20 @@ def torch_reference(case, torch_model, steps):
     case["ref_losses"] = np.array([step().item() for _ in range(steps)])
 
 
+def training_step(model, opt, loss_fn, x, y):
+    """One training step as a call -> loss: zero the gradients, loss_fn(model(x), y), backward,
+    opt.step(). The same for dlcore and torch (their APIs agree)."""
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def train_step_child(name, lib, threads, case, models, repeat, sample_s, loss_tol):
     """A training-step benchmark's child (bench_lenet5_step, bench_char_lstm_step): builds lib's
     model from the case with models = (dlcore_model, torch_model), each returning (model, step);
