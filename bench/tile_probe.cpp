@@ -97,7 +97,7 @@ double best_gflops(long K, Body body) {
 int main() {
   std::printf("%8s %10s %14s %18s %8s\n", "K", "panel KiB", "tile GFLOP/s", "registers GFLOP/s", "ratio");
   for (long K : {64L, 128L, 512L, 1024L, 2048L, 4096L, 16384L}) {
-    std::vector<float, std::allocator<float>> a(kRows * K, 1e-3f);
+    std::vector<float> a(kRows * K, 1e-3f);
     float* b = static_cast<float*>(std::aligned_alloc(64, K * kWidth * sizeof(float)));
     std::fill(b, b + K * kWidth, 1e-3f);
     const double t = best_gflops(K, [&](__m512 (&acc)[kRows][kVecs]) { tile(K, a.data(), b, acc); });
